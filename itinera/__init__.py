@@ -1,0 +1,1 @@
+"""Itinera: durable, governed orchestration of personalized journeys."""

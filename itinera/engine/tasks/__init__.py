@@ -1,0 +1,1 @@
+"""One module per family of tasks of the Serverless Workflow DSL."""

@@ -93,7 +93,9 @@ class HttpCallNode(TaskNode):
         if key is None:
             key = f["k"] = ex.effect_key(self.ref)
             request = self._request(ex, f)
-            f["rq"] = {"method": request["method"], "uri": request["url"], "headers": request["headers"]}
+            # The run state keeps the request for `output: response`, never its credentials.
+            shown = {k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in request["headers"].items()}
+            f["rq"] = {"method": request["method"], "uri": request["url"], "headers": shown}
             ex.effect(key=key, kind="http", payload=request)
             ex.record("effect.recorded", task=self.ref, key=key, kind="http")
             ex.awaiting("outbox", key=key, kind="http", url=request["url"])

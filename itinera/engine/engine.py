@@ -249,6 +249,16 @@ class Engine:
             tx.insert_runs([record])
         return record.id
 
+    def start_many(self, journey: str, items: Iterable[tuple[Any, str | None]]) -> list[str]:
+        """Start one run per ``(input, subject)`` pair, all in one transaction."""
+        plan = self._resolve(journey)
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            seq = tx.max_event_seq()
+            records = [self._new_run(plan, start_state({} if i is None else i, now, event_seq=seq), subject=s, now=now) for i, s in items]
+            tx.insert_runs(records)
+        return [r.id for r in records]
+
     def send(self, events: Iterable[Any] | Mapping[str, Any]) -> SendResult:
         """Ingest CloudEvents: validate each, store it once, wake listeners, start triggered runs.
 

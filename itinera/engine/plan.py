@@ -24,7 +24,8 @@ from itinera.engine.tasks.listen import ListenNode, Strategy
 from itinera.errors import ErrorType
 from itinera.journeys import parse_duration
 
-_TASK_KINDS = ("call", "do", "emit", "for", "fork", "listen", "raise", "run", "set", "switch", "try", "wait")
+# "do" last: a `for` task has a `do` list too.
+_TASK_KINDS = ("call", "emit", "for", "fork", "listen", "raise", "run", "set", "switch", "try", "wait", "do")
 _PROTOCOLS = ("grpc", "openapi", "asyncapi", "a2a", "mcp")
 
 

@@ -67,20 +67,25 @@ def route_events(
     routed = Routed()
     if not envelopes:
         return routed
+    # Lock before the events get their sequence numbers, so that for any one key, sequence
+    # order is commit order (on PostgreSQL a listener would otherwise skip a late commit).
+    locks: set[tuple[str, str, str]] = set()
+    for e in envelopes:
+        for t in (e["type"], "*"):
+            for k in ("*", *event_keys(e.get("subject"))):
+                locks.add((tenant, t, k))
+    tx.lock_keys(sorted(locks))
     records = tx.insert_events([(event_record(tenant, e, now), event_keys(e.get("subject"))) for e in envelopes])
     fresh = [r for r in records if r is not None]
     routed.duplicates = len(records) - len(fresh)
     routed.stored = fresh
     if not fresh:
         return routed
-    locks: set[tuple[str, str, str]] = set()
     pairs: set[tuple[str, str]] = set()
     for r in fresh:
         for t in (r.type, "*"):
             for k in ("*", *event_keys(r.subject)):
-                locks.add((tenant, t, k))
                 pairs.add((t, k))
-    tx.lock_keys(sorted(locks))
     subs = tx.find_subscriptions(tenant, sorted(pairs))
     deliveries: list[tuple[str, str, int | None, dict[str, Any] | None]] = []
     if subs:

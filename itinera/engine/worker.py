@@ -138,6 +138,7 @@ class Worker:
             if consumed:
                 tx.consume_deliveries(consumed)
             stale = set(tx.save_runs(runs, worker=self.name))
+            tx.refresh_ready([r.id for r in runs if r.id not in stale and r.status == "waiting"])
             if stale:  # our lease expired and another worker advanced these: drop our effects
                 history = [h for h in history if h.run_id not in stale]
                 outbox = [o for o in outbox if o.run_id not in stale]

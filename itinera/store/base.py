@@ -187,6 +187,13 @@ class Transaction(Protocol):
     def add_deliveries(self, items: Sequence[tuple[str, str, int | None, dict[str, Any] | None]]) -> None:
         """Queue (run_id, sub_id, event_seq, payload) deliveries and mark those runs ready."""
 
+    def refresh_ready(self, run_ids: Sequence[str]) -> None:
+        """Mark ready those of ``run_ids`` that still have unconsumed deliveries.
+
+        A worker calls this after saving runs it advanced, so a delivery added by another
+        transaction between its claim and its commit is not slept on.
+        """
+
     def deliveries(self, run_ids: Sequence[str]) -> list[Delivery]:
         """Unconsumed deliveries of ``run_ids``, oldest first."""
 

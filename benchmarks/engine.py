@@ -41,6 +41,7 @@ do:
       emit:
         event:
           with:
+            source: itinera://bench
             type: com.itinera.bench.welcomed
             data: {customer: '${ .logged }'}
   - activation:

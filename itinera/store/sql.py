@@ -291,28 +291,24 @@ class SqlTransaction:
         )
 
     def events_for(self, subs: Sequence[Subscription], limit_per_sub: int = 100) -> list[tuple[Subscription, EventRecord]]:
-        k = t.event_keys.c
         out: list[tuple[Subscription, EventRecord]] = []
-        # One statement per chunk: a UNION ALL of one index range scan per subscription
-        # (SQLite caps compound SELECTs at 500 terms).
+        columns = ", ".join(f"e.{c.name}" for c in EVENT_COLUMNS)
+        # One statement per chunk: the subscriptions as a VALUES list joined to the key index.
+        # Built as text because Core construction per subscription cost more than the query.
         for chunk in iter_chunks(subs, 200):
-            parts = [
-                sa.select(
-                    sa.select(sa.literal(i, sa.Integer()).label("idx"), k.seq.label("seq"))
-                    .where(k.tenant == sub.tenant, k.type == sub.event_type, k.key == sub.key, k.seq > sub.since_seq)
-                    .order_by(k.seq)
-                    .limit(limit_per_sub)
-                    .subquery()
-                )
-                for i, sub in enumerate(chunk)
-            ]
-            matched = (sa.union_all(*parts) if len(parts) > 1 else parts[0]).subquery("matched")
-            query = (
-                sa.select(matched.c.idx, *EVENT_COLUMNS)
-                .join_from(matched, t.events, t.events.c.seq == matched.c.seq)
-                .order_by(matched.c.idx, matched.c.seq)
+            params: dict[str, Any] = {"limit": limit_per_sub}
+            rows = []
+            for i, sub in enumerate(chunk):
+                rows.append(f"(CAST(:i{i} AS INTEGER), :t{i}, :y{i}, :k{i}, CAST(:s{i} AS BIGINT))")
+                params.update({f"i{i}": i, f"t{i}": sub.tenant, f"y{i}": sub.event_type, f"k{i}": sub.key, f"s{i}": sub.since_seq})
+            statement = sa.text(
+                f"WITH s(idx, tenant, type, key, since) AS (VALUES {', '.join(rows)}) "
+                f"SELECT m.idx, {columns} FROM ("
+                "SELECT s.idx AS idx, k.seq AS seq, ROW_NUMBER() OVER (PARTITION BY s.idx ORDER BY k.seq) AS rn "
+                "FROM s JOIN event_keys k ON k.tenant = s.tenant AND k.type = s.type AND k.key = s.key AND k.seq > s.since"
+                ") m JOIN events e ON e.seq = m.seq WHERE m.rn <= :limit ORDER BY m.idx, m.seq"
             )
-            for row in self.connection.execute(query):
+            for row in self.connection.execute(statement, params):
                 out.append((chunk[row[0]], event_from_row(row[1:])))
         return out
 

@@ -357,7 +357,10 @@ class Engine:
             journey, version = "?", "?"
         waits = []
         if run.status == "waiting":
-            waits = [{**w, "since": iso(run.updated_at)} for w in state.get("waits", [])]
+            waits = [
+                {**w, "since": iso(run.updated_at), **({"until": iso(w["until"])} if isinstance(w.get("until"), float | int) else {})}
+                for w in state.get("waits", [])
+            ]
             if "tick" in state:
                 waits = [{"kind": "schedule", "until": iso(state["tick"]), "since": iso(run.updated_at)}]
         wf = state.get("wf", {})

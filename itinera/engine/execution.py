@@ -48,8 +48,8 @@ class Execution:
     subject: str | None
     now: float
     state: dict[str, Any]  # the run's persisted state; tasks keep frames inside it
-    workflow_descriptor: dict[str, Any]
-    runtime_descriptor: dict[str, Any]
+    definition: Any = None  # the parsed definition, for ``$workflow.definition``
+    runtime_version: str = ""
     secrets: dict[str, Any]
     deliveries: dict[str, list[Delivery]] = field(default_factory=dict)
     consumed: list[int] = field(default_factory=list)
@@ -62,6 +62,21 @@ class Execution:
     waits: list[dict[str, Any]] = field(default_factory=list)  # what the run waits for, for humans
     scope: dict[str, Any] = field(default_factory=dict)  # for/catch/foreach variables in force
     steps: int = 0
+
+    # -- descriptors (built only when an expression reads them) -----------------------------
+
+    def workflow_descriptor(self) -> dict[str, Any]:
+        wf = self.state.get("wf", {})
+        t0 = wf.get("t0", self.now)
+        return {
+            "id": self.run_id,
+            "definition": self.definition,
+            "input": wf.get("in"),
+            "startedAt": {"iso8601": iso(t0), "epoch": {"seconds": int(t0), "milliseconds": int(t0 * 1000)}},
+        }
+
+    def runtime_descriptor(self) -> dict[str, Any]:
+        return {"name": "itinera", "version": self.runtime_version, "metadata": {"tenant": self.tenant}}
 
     # -- time and identity -------------------------------------------------------------
 
@@ -93,7 +108,7 @@ class Execution:
 
     def wake(self, at: float, why: str = "timer") -> None:
         self.wakes.append(at)
-        self.waits.append({"kind": why, "until": iso(at)})
+        self.waits.append({"kind": why, "until": at})
 
     def subscribe(self, spec: SubscriptionSpec) -> None:
         self.subscriptions.append(spec)

@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from itinera.engine.execution import Blocked, EndWorkflow, Execution, SubscriptionSpec
-from itinera.engine.node import datetime_descriptor
 from itinera.engine.plan import Plan
 from itinera.errors import ErrorType, Problem, RunFailure
 from itinera.store.base import Delivery, RunStatus
-
-RUNTIME_NAME = "itinera"
 
 
 @dataclass(kw_only=True, slots=True)
@@ -63,8 +60,8 @@ def advance(
         subject=subject,
         now=now,
         state=state,
-        workflow_descriptor={"id": run_id, "definition": plan.document, "input": wf["in"], "startedAt": datetime_descriptor(wf["t0"])},
-        runtime_descriptor={"name": RUNTIME_NAME, "version": runtime_version, "metadata": {"tenant": tenant}},
+        definition=plan.document,
+        runtime_version=runtime_version,
         secrets=secrets,
         deliveries=by_sub,
         trace=trace,

@@ -98,7 +98,7 @@ class TaskNode:
             elif n == "output":
                 out[n] = output
             elif n == "workflow":
-                out[n] = ex.workflow_descriptor
+                out[n] = ex.workflow_descriptor()
             elif n == "task":
                 out[n] = {
                     "name": self.name,
@@ -109,7 +109,7 @@ class TaskNode:
                     "startedAt": datetime_descriptor(f.get("t0", ex.now)),
                 }
             elif n == "runtime":
-                out[n] = ex.runtime_descriptor
+                out[n] = ex.runtime_descriptor()
             elif n == "secrets":
                 out[n] = ex.secrets
             elif n in ex.scope:

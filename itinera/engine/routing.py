@@ -40,7 +40,7 @@ def event_record(tenant: str, envelope: dict[str, Any], received_at: float) -> E
 
 def trigger_matches(plan: Plan, strategy: Strategy, event: dict[str, Any], now: float) -> bool:
     """Whether ``event`` starts a run of ``plan`` (``schedule.on`` with one or any)."""
-    ex = Execution(run_id="", tenant="", subject=None, now=now, state={}, workflow_descriptor={}, runtime_descriptor={}, secrets={})
+    ex = Execution(run_id="", tenant="", subject=None, now=now, state={}, secrets={})
     return any(flt.matches(plan.root_task, ex, {}, event, {}) for flt in strategy.filters)
 
 

@@ -92,6 +92,8 @@ class Worker:
             )
             results[run.id] = result
             ex = result.ex
+            if result.status == "waiting" and (run.status != "waiting" or result.subscriptions_changed):
+                ex.record("run.waiting", waits=ex.waits)
             self.transitions += ex.steps
             run.status = result.status
             run.state = orjson.dumps(state)

@@ -37,7 +37,7 @@ def test_every_schema_problem_of_a_file_is_reported_in_line_order() -> None:
          "got 'not a uri'"),
         (29, 7, "/do/4/badWait/wait", "expected a duration: ISO 8601 text such as 'PT30S' or 'P1DT2H', a mapping "
          "of days, hours, minutes, seconds and milliseconds, or a runtime expression '${ ... }'; got '5 minutes'"),
-        (31, 7, "/do/5/process/run", "expected one of 'container', 'script', 'shell' or 'workflow'"),
+        (31, 7, "/do/5/process/run", "missing one of 'container', 'script', 'shell' or 'workflow'"),
         (47, 25, "/do/6/deep/fork/branches/0/left/try/0/inner/with/service/port",
          "expected a value of at most 65535; got an integer (99999)"),
         (54, 27, "/do/6/deep/fork/branches/0/left/catch/do/0/recover/emit/event/with",
@@ -132,3 +132,38 @@ def test_tasks_nested_twenty_levels_deep_load() -> None:
     definition = load_definition(HEAD + text)
 
     assert definition.locate("/do/0/level0/do/0/level1/do/0/level2").line == 11
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "do:\n  - a:\n      run:\n        container: {image: alpine}\n        shell: {command: ls}\n",
+            (8, 7, "/do/0/a/run", "'container' and 'shell' exclude each other; keep only one"),
+        ),
+        (
+            "do:\n  - a:\n      call: asyncapi\n      with:\n        document:\n"
+            "          endpoint: https://example.com/api.yaml\n        operation: send\n",
+            (9, 7, "/do/0/a/with", "missing one of 'message' or 'subscription'"),
+        ),
+        ("do:\n  - a:\n      set: 5\n", (8, 7, "/do/0/a/set", "expected a mapping or a string; got an integer (5)")),
+        (
+            "schedule:\n  on:\n    one:\n      with: {type: a}\n    bogus: 1\ndo:\n  - a: {set: {x: 1}}\n",
+            (10, 5, "/schedule/on/bogus", "unexpected property 'bogus'"),
+        ),
+    ],
+)
+def test_alternatives_are_explained_by_the_shape_of_the_value(body: str, expected: tuple[int, int, str, str]) -> None:
+    assert problems_of(body) == [expected]
+
+
+def test_http_query_values_may_be_any_json_value_as_the_prose_says() -> None:
+    # dsl-reference, HTTP Call: `query` is map[string, any]; the schema only allows strings.
+    body = (
+        "do:\n  - find:\n      call: http\n      with:\n        method: get\n"
+        "        endpoint: https://api.example.com/pets\n        query: {limit: 2, exact: true, tags: [a, b]}\n"
+    )
+
+    query = load_definition(HEAD + body).document["do"][0]["find"]["with"]["query"]
+
+    assert query == {"limit": 2, "exact": True, "tags": ["a", "b"]}

@@ -13,7 +13,9 @@ from itinera.journeys.semantic import semantic_problems
 from itinera.journeys.source import MAX_SOURCE_BYTES, parse_source, too_large
 
 
-def load_definition(text: str | bytes, *, file: str = "<string>", max_bytes: int = MAX_SOURCE_BYTES) -> Definition:
+def load_definition(
+    text: str | bytes, *, file: str = "<string>", max_bytes: int = MAX_SOURCE_BYTES
+) -> Definition:
     """Parse and validate a journey definition written in the Serverless Workflow DSL 1.0.
 
     ``text`` is YAML or JSON (bytes must be UTF-8). The definition is checked against the DSL
@@ -34,7 +36,8 @@ def load_definition(text: str | bytes, *, file: str = "<string>", max_bytes: int
     document: Any = parsed.value
     if not isinstance(document, dict):
         got = "an empty document" if document is None else describe(document)
-        problems.add("", f"a journey definition is a mapping with 'document' and 'do' at the top; got {got}", at=(1, 1))
+        message = f"a journey definition is a mapping with 'document' and 'do' at the top; got {got}"
+        problems.add("", message, at=(1, 1))
         problems.raise_if_any()
     conformance = schema_problems(document)
     for pointer, message in conformance:

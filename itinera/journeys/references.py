@@ -48,7 +48,8 @@ def check_task(site: TaskSite, use: dict[str, Any]) -> Found:
     if site.kind == "raise":
         error = (body.get("raise") or {}).get("error")
         if isinstance(error, str) and error not in (use.get("errors") or {}):
-            yield join(site.pointer, "raise", "error"), _unknown("error", error, "use.errors", _names(use.get("errors")))
+            declared = _names(use.get("errors"))
+            yield join(site.pointer, "raise", "error"), _unknown("error", error, "use.errors", declared)
     if site.kind == "try":
         retry = (body.get("catch") or {}).get("retry")
         if isinstance(retry, str) and retry not in (use.get("retries") or {}):
@@ -65,10 +66,10 @@ def check_timeout(pointer: str, timeout: Any, use: dict[str, Any]) -> Found:
 
 def check_task_names(site: TaskSite) -> Found:
     """A task's name must be unique in its list and must not read as a flow directive."""
+    if site.scope is None:
+        return  # a function: called by name, never a flow target
     if site.name in FLOW_DIRECTIVES:
         yield site.pointer, f"a task cannot be named '{site.name}': 'then: {site.name}' would be ambiguous"
-    if site.scope is None:
-        return
     index = int(last(parent(site.pointer)))
     first = site.scope.names.index(site.name)
     if first < index:
@@ -81,16 +82,15 @@ def check_task_names(site: TaskSite) -> Found:
 def _flow(pointer: str, target: str, site: TaskSite) -> Found:
     if target in FLOW_DIRECTIVES:
         return
-    names = site.scope.names if site.scope else ()
-    if target in names:
-        return
     if site.scope is None:
-        yield pointer, f"unknown task '{target}'; a function is not in a task list, so expected 'continue', 'exit' or 'end'"
-        return
-    yield pointer, (
-        f"unknown task '{target}'; expected 'continue', 'exit', 'end' or one of the tasks in this list: "
-        f"{', '.join(dict.fromkeys(names))}"
-    )
+        yield pointer, (
+            f"unknown task '{target}'; a function is not in a task list, so expected 'continue', 'exit' or 'end'"
+        )
+    elif target not in site.scope.names:
+        yield pointer, (
+            f"unknown task '{target}'; expected 'continue', 'exit', 'end' or one of the tasks in this list: "
+            f"{', '.join(dict.fromkeys(site.scope.names))}"
+        )
 
 
 def _call_problem(target: str, use: dict[str, Any]) -> str | None:

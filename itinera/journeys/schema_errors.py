@@ -114,7 +114,9 @@ class SchemaFacts:
 class Explainer:
     """Explain the errors of one validation of ``document``, or of the node at ``base`` in it."""
 
-    def __init__(self, facts: SchemaFacts, validator: Draft202012Validator, document: Any, *, base: str = "") -> None:
+    def __init__(
+        self, facts: SchemaFacts, validator: Draft202012Validator, document: Any, *, base: str = ""
+    ) -> None:
         self.facts = facts
         self.validator = validator
         self.document = document
@@ -141,7 +143,7 @@ class Explainer:
     def choice(self, error: ValidationError) -> list[tuple[str, str]]:
         pointer = self.pointer(error)
         if not error.context:
-            return [(pointer, f"{describe(error.instance)} matches more than one of the allowed forms")]
+            return [(pointer, self.ambiguous(error))]
         branches: dict[int, list[ValidationError]] = {}
         for sub in error.context:
             branches.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
@@ -187,6 +189,19 @@ class Explainer:
             return f"expected {' or '.join(types)}{got}"
         return "does not match any of the allowed forms" + got
 
+    def ambiguous(self, error: ValidationError) -> str:
+        """Why a value matching several alternatives of a ``oneOf`` is wrong."""
+        instance = error.instance
+        if isinstance(instance, dict):
+            keys = []
+            for branch in error.schema.get("oneOf", []):
+                required = self.facts.resolve(branch).get("required", [])
+                if required and all(key in instance for key in required):
+                    keys.append(required[0])
+            if len(keys) > 1:
+                return f"{quoted(keys, 'and')} exclude each other; keep only one"
+        return f"{describe(instance)} matches more than one of the allowed forms"
+
     def missing_one_of(self, instance: Any, branches: dict[int, list[ValidationError]]) -> str:
         options: list[list[str]] = []
         for subs in branches.values():
@@ -197,9 +212,11 @@ class Explainer:
                 options.append(names)
         fewest = min(len(names) for names in options) if options else 0
         choices = [" and ".join(f"'{name}'" for name in names) for names in options if len(names) == fewest]
+        if not choices:
+            return "does not match any of the allowed forms"
         if len(choices) == 1:
             return f"missing required property {choices[0]}"
-        return f"expected one of {', '.join(choices[:-1])} or {choices[-1]}"
+        return f"missing one of {', '.join(choices[:-1])} or {choices[-1]}"
 
     # ------------------------------------------------------------------ unexpected properties
 
@@ -258,7 +275,8 @@ class Explainer:
             missing = [name for name in value if isinstance(instance, dict) and name not in instance]
             return [(pointer, f"missing required property '{name}'") for name in missing]
         if kind == "type" and schema.get("title") == "TaskItem":
-            return [(pointer, f"a task list item maps a task's name to the task (like '- greet: ...'); got {describe(instance)}")]
+            expected = "a task list item maps a task's name to the task (like '- greet: ...')"
+            return [(pointer, f"{expected}; got {describe(instance)}")]
         if kind == "type":
             wanted = " or ".join(_JSON_TYPES.get(name, name) for name in _as_list(value))
             return [(pointer, f"expected {wanted}; got {describe(instance)}")]
@@ -280,7 +298,9 @@ class Explainer:
                 for other in others
             ]
         if kind == "minProperties":
-            return [(pointer, f"expected at least {value} propert{'y' if value == 1 else 'ies'}; got an empty mapping")]
+            noun = "property" if value == 1 else "properties"
+            got = "an empty mapping" if not instance else f"{len(instance)}"
+            return [(pointer, f"expected at least {value} {noun}; got {got}")]
         if kind == "maxProperties":
             return [(pointer, f"expected at most {value} properties")]
         if kind == "minItems":

@@ -11,13 +11,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Set as AbstractSet
 from typing import Any
 
 from itinera.journeys.durations import parse_duration
 from itinera.journeys.expression_syntax import syntax_error, unwrap
 from itinera.journeys.pointers import join
-from itinera.journeys.references import BUILT_IN_CALLS, check_authentications, check_task, check_task_names, check_timeout
+from itinera.journeys.references import (
+    BUILT_IN_CALLS,
+    check_authentications,
+    check_task,
+    check_task_names,
+    check_timeout,
+)
 from itinera.journeys.tasks import TaskSite, tasks
 
 Found = Iterator[tuple[str, str]]
@@ -224,7 +230,7 @@ def _correlations(pointer: str, event_filter: Any) -> Found:
             yield from _fields(join(pointer, "correlate", name), correlation, "from")
 
 
-def _strings(node: Any, *, skip: set[str] | Any, pointer: str = "") -> Found:
+def _strings(node: Any, *, skip: AbstractSet[str], pointer: str = "") -> Found:
     stack: list[tuple[str, Any]] = [(pointer, node)]
     while stack:
         here, value = stack.pop()
@@ -284,7 +290,8 @@ def _variables(sites: list[TaskSite]) -> Found:
             named += [(join(pointer, "foreach", key), foreach.get(key)) for key in ("item", "at")]
         elif site.kind == "call" and body["call"] == "asyncapi":
             foreach = ((body.get("with") or {}).get("subscription") or {}).get("foreach") or {}
-            named += [(join(pointer, "with", "subscription", "foreach", key), foreach.get(key)) for key in ("item", "at")]
+            at = join(pointer, "with", "subscription", "foreach")
+            named += [(join(at, key), foreach.get(key)) for key in ("item", "at")]
         for at, name in named:
             if isinstance(name, str) and not _IDENTIFIER.fullmatch(name):
                 yield at, (

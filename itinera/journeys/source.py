@@ -136,7 +136,8 @@ def _decode(text: str | bytes, *, file: str, max_bytes: int) -> str:
     except UnicodeDecodeError as error:
         prefix = data[: error.start].decode("utf-8", errors="replace")
         line, column = _line_column(prefix, len(prefix))
-        raise _text_error(file, f"the file is not UTF-8 text (byte 0x{data[error.start]:02x})", line, column) from None
+        message = f"the file is not UTF-8 text (byte 0x{data[error.start]:02x})"
+        raise _text_error(file, message, line, column) from None
 
 
 def _json_whitespace(text: str) -> str:
@@ -169,7 +170,8 @@ def _syntax_message(error: yaml.YAMLError) -> str:
         parts = [part for part in (error.context, error.problem) if part]
         return "YAML syntax error: " + (", ".join(parts) if parts else "malformed document")
     if isinstance(error, yaml.reader.ReaderError):
-        return f"YAML syntax error: {error.reason} (character {error.character!r})"
+        code = error.character if isinstance(error.character, int) else ord(str(error.character)[:1] or "\0")
+        return f"YAML syntax error: {error.reason} (character U+{code:04X})"
     return f"YAML syntax error: {error}"
 
 

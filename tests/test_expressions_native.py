@@ -123,6 +123,16 @@ def test_native_evaluation_equals_jq(text: str, data: Any, x: Any, y: Any) -> No
     assert got == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(a=st.floats(allow_nan=False, allow_infinity=False), b=st.sampled_from([0, 1, 3, 0.5, -7]))
+def test_computed_numbers_print_as_jq_prints_them(a: float, b: float) -> None:
+    # jq prints a computed double in its shortest form, as an integer when it is integral and
+    # not too large: the native result must have the type and digits that output parses to.
+    for text in (".[0] + .[1]", ".[0] * .[1]"):
+        got, expected = _native_and_jq(text, [a, b], {})
+        assert got == expected
+
+
 # --------------------------------------------------------------------------- tricky cases
 
 
@@ -238,8 +248,10 @@ def test_huge_literals_and_odd_numbers_are_not_native() -> None:
             pass  # jq rejects it outright
 
 
-def test_deep_programs_fall_back_to_jq() -> None:
-    text = "(" * 200 + "1" + ")" * 200
-    expression = compile_expression(text)
-    assert not expression.native
-    assert expression.evaluate(None, {}) == 1
+def test_deep_or_long_programs_fall_back_to_jq() -> None:
+    deep = "(" * 200 + "1" + ")" * 200
+    assert not compile_expression(deep).native
+    assert compile_expression(deep).evaluate(None, {}) == 1
+    long = " + ".join(["(.a)"] * 150)
+    assert not compile_expression(long).native
+    assert compile_expression(long).evaluate({"a": "x"}, {}) == "x" * 150

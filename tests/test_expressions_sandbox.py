@@ -36,10 +36,6 @@ def _works() -> None:
     assert expression.evaluate([1, 2, 3], {}) == 12
 
 
-def _idle_pids() -> list[int]:
-    return [worker.proc.pid for worker in sandbox._current_pool().idle]
-
-
 @pytest.mark.parametrize(
     "text",
     ["def f: f; f", "[range(1e9)]", "[repeat(1)]", "last(range(1e10))", 'until(false; .)'],
@@ -54,22 +50,51 @@ def test_a_runaway_expression_hits_the_time_limit(text: str, monkeypatch: pytest
 
 @pytest.mark.parametrize(
     "text",
-    ['"x" * 1e9', '[range(1e8)] | length', '[limit(1e9; repeat("0123456789abcdef"))] | length'],
+    ['"x" * 1e9', '[range(1e8) | {a: .}] | length', 'reduce range(40) as $i ("x"; . + .) | length'],
 )
 def test_a_memory_bomb_hits_the_memory_limit(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox, "MEMORY_LIMIT", 128 * 1024 * 1024)
-    monkeypatch.setattr(sandbox, "TIME_LIMIT", 10.0)  # so memory, not time, is what stops it
+    monkeypatch.setattr(sandbox, "TIME_LIMIT", 30.0)  # so memory, not time, is what stops it
     with pytest.raises(ExpressionError, match=r"128 MiB memory limit"):
         compile_expression(text).evaluate(None, {})
     _works()
 
 
+def test_a_quadratic_native_operation_on_big_data_is_left_to_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sandbox, "TIME_LIMIT", 0.5)
+    expression = compile_expression(".a - .b")
+    assert expression.native
+    assert expression.evaluate({"a": [1, 2, 3], "b": [2]}, {}) == [1, 3]
+    big = list(range(60_000))
+    with pytest.raises(ExpressionError, match="time limit"):
+        expression.evaluate({"a": big, "b": big}, {})
+
+
+def test_deeply_nested_input_is_an_expression_error() -> None:
+    nested: list[Any] = []
+    for _ in range(5000):
+        nested = [nested]
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        compile_expression(".a == .b").evaluate({"a": nested, "b": nested}, {})
+
+
+def test_the_default_limits_stop_a_memory_bomb() -> None:
+    assert sandbox.MEMORY_LIMIT == 512 * 1024 * 1024 and sandbox.TIME_LIMIT == 1.0
+    with pytest.raises(ExpressionError, match=r"512 MiB memory limit"):
+        compile_expression('"x" * 1e9').evaluate(None, {})
+    with pytest.raises(ExpressionError, match=r"exceeded its 1\.0 s time limit"):
+        compile_expression("def f: f; f").evaluate(None, {})
+    _works()
+
+
 def test_a_changed_memory_limit_replaces_the_children(monkeypatch: pytest.MonkeyPatch) -> None:
     _works()
-    before = _idle_pids()
+    before = sandbox.worker_pids()
     monkeypatch.setattr(sandbox, "MEMORY_LIMIT", 256 * 1024 * 1024)
     _works()
-    assert set(_idle_pids()).isdisjoint(before)
+    assert set(sandbox.worker_pids()).isdisjoint(before)
 
 
 def test_input_and_output_sizes_are_limited(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,16 +128,27 @@ def test_the_child_sees_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_child_killed_while_idle_is_replaced_transparently() -> None:
     _works()
-    (pid,) = _idle_pids()
+    (pid,) = sandbox.worker_pids()
     os.kill(pid, signal.SIGKILL)
     _wait_until_dead(pid)
     _works()
-    assert pid not in _idle_pids()
+    assert pid not in sandbox.worker_pids()
+
+
+def test_a_child_that_dies_unnoticed_is_replaced_on_retry(monkeypatch: pytest.MonkeyPatch) -> None:
+    _works()
+    (pid,) = sandbox.worker_pids()
+    # The pool checks a child before using it; make that check miss the death, as a race would.
+    monkeypatch.setattr(sandbox._Worker, "alive", property(lambda self: True))
+    os.kill(pid, signal.SIGKILL)
+    _wait_until_dead(pid)
+    _works()
+    assert pid not in sandbox.worker_pids()
 
 
 def test_a_child_killed_while_busy_faults_that_evaluation_only() -> None:
     _works()
-    (pid,) = _idle_pids()
+    (pid,) = sandbox.worker_pids()
     timer = threading.Timer(0.2, os.kill, (pid, signal.SIGKILL))
     timer.start()
     try:
@@ -145,7 +181,7 @@ def test_concurrent_callers_are_safe() -> None:
     assert not errors
     for n, got in results.items():
         assert got == [sum(range(n)) + n * i for i in range(15)]
-    assert len(sandbox._current_pool().idle) <= sandbox.POOL_SIZE
+    assert len(sandbox.worker_pids()) <= sandbox.POOL_SIZE
 
 
 def test_a_timeout_in_one_thread_does_not_disturb_another(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,6 +204,7 @@ def test_a_timeout_in_one_thread_does_not_disturb_another(monkeypatch: pytest.Mo
 
 def test_it_works_in_a_forked_child() -> None:
     _works()
+    parent_workers = sandbox.worker_pids()
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report and leave without running the parent's cleanup
@@ -175,7 +212,7 @@ def test_it_works_in_a_forked_child() -> None:
         try:
             os.close(read_end)
             value = compile_expression("[.[] | . + 1]").evaluate([1, 2], {})
-            os.write(write_end, orjson.dumps({"value": value, "pool": sandbox._current_pool().pid}))
+            os.write(write_end, orjson.dumps({"value": value, "workers": sandbox.worker_pids()}))
             sandbox.shutdown()
             code = 0
         finally:
@@ -185,13 +222,15 @@ def test_it_works_in_a_forked_child() -> None:
         report = orjson.loads(reader.read())
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert report == {"value": [2, 3], "pool": pid}
+    assert report["value"] == [2, 3]
+    assert report["workers"] and set(report["workers"]).isdisjoint(parent_workers)
+    assert sandbox.worker_pids() == parent_workers
     _works()  # the parent's own children are untouched
 
 
 def test_shutdown_stops_the_children_and_a_new_call_starts_fresh() -> None:
     _works()
-    pids = _idle_pids()
+    pids = sandbox.worker_pids()
     sandbox.shutdown()
     for pid in pids:
         _wait_until_dead(pid)

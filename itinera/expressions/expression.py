@@ -132,9 +132,11 @@ def _compile(text: str, *, force_jq: bool) -> Expression:
         raise ExpressionError("empty expression", expression=text)
     try:
         tokens = tokenize(text)
+        problem = forbidden_use(tokens) or bracket_error(tokens)
     except LexError as error:
         raise ExpressionError(f"syntax error: {error}", expression=text) from None
-    problem = forbidden_use(tokens) or bracket_error(tokens)
+    except RecursionError:
+        raise ExpressionError("expression is nested too deeply", expression=text) from None
     if problem is not None:
         raise ExpressionError(problem, expression=text)
     program = None if force_jq else parse(tokens)

@@ -57,15 +57,14 @@ def forbidden_use(tokens: Sequence[Token]) -> str | None:
                 depth_stack.append(token.text)
             elif token.text in (")", "]", "}") and depth_stack:
                 depth_stack.pop()
-        elif token.kind == "VAR" or (
-            token.kind == "IDENT" and i > 0 and tokens[i - 1].kind == "OP" and tokens[i - 1].text == "$"
-        ):
+        elif token.kind == "VAR" or (token.kind == "IDENT" and _after_dollar(tokens, i)):
+            name = "$" + token.text
             if token.text in FORBIDDEN_VARIABLES:
-                return f"${token.text} is not allowed in expressions: {FORBIDDEN_VARIABLES[token.text]}"
+                return f"{name} is not allowed in expressions: {FORBIDDEN_VARIABLES[token.text]}"
             if token.text.startswith("__"):
-                return f"${token.text} is not allowed in expressions: names starting with __ are reserved"
+                return f"{name} is not allowed in expressions: names starting with __ are reserved"
             if "::" in token.text:
-                return f"${token.text} is not allowed in expressions: modules are not available"
+                return f"{name} is not allowed in expressions: modules are not available"
         if token.kind == "IDENT":
             if "::" in token.text:
                 return f"{token.text} is not allowed in expressions: modules are not available"
@@ -73,6 +72,10 @@ def forbidden_use(tokens: Sequence[Token]) -> str | None:
             if reason is not None and not _is_object_key(tokens, i, depth_stack):
                 return f"{token.text} is not allowed in expressions: {reason}"
     return None
+
+
+def _after_dollar(tokens: Sequence[Token], i: int) -> bool:
+    return i > 0 and tokens[i - 1].kind == "OP" and tokens[i - 1].text == "$"
 
 
 def _is_object_key(tokens: Sequence[Token], i: int, depth_stack: list[str]) -> bool:

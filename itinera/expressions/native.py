@@ -94,6 +94,7 @@ def top_level(node: Node) -> Callable[[Any, Mapping[str, Any]], Any]:
 
 
 def single(node: Node) -> Fn:
+    """The node's one-output function; a comma list here is not native."""
     if node.fn is None:
         raise NotNative("several outputs where one is needed")
     return node.fn
@@ -115,6 +116,7 @@ def outputs(node: Node) -> ManyFn:
 
 
 def make(fn: Fn, *children: Node) -> Node:
+    """A one-output node over ``children``, refusing programs nested beyond ``MAX_DEPTH``."""
     depth = 1 + max((c.depth for c in children), default=0)
     if depth > MAX_DEPTH:
         raise NotNative("too deep")
@@ -122,6 +124,8 @@ def make(fn: Fn, *children: Node) -> Node:
 
 
 def const(value: Any) -> Node:
+    """A literal (always immutable: arrays and objects are built fresh)."""
+
     def fn(data: Any, variables: Mapping[str, Any]) -> Any:
         return value
 
@@ -195,6 +199,8 @@ def attempt(node: Node) -> Node:
 
 
 def variable(name: str) -> Node:
+    """``$name``, read from the caller's mapping."""
+
     def fn(data: Any, variables: Mapping[str, Any]) -> Any:
         try:
             return variables[name]
@@ -205,6 +211,7 @@ def variable(name: str) -> Node:
 
 
 def pipe(left: Node, right: Node) -> Node:
+    """``left | right``; several outputs only on the right."""
     lfn = single(left)
     if right.many is not None:
         rmany = right.many
@@ -229,6 +236,7 @@ def pipe(left: Node, right: Node) -> Node:
 
 
 def comma(items: list[Node]) -> Node:
+    """``a, b, ...``: the outputs of each, in order."""
     fns = [single(item) for item in items]
     empty = jq.Empty
 
@@ -242,10 +250,13 @@ def comma(items: list[Node]) -> Node:
         return out
 
     depth = 1 + max(item.depth for item in items)
+    if depth > MAX_DEPTH:
+        raise NotNative("too deep")
     return Node(many=many, depth=depth)
 
 
 def binary(op: str, left: Node, right: Node) -> Node:
+    """An arithmetic or comparison operator (``==`` against a literal has a fast path)."""
     lfn, rfn = single(left), single(right)
     if op == "==" and right.const is not NO_CONST:
         c = right.const
@@ -292,6 +303,7 @@ _OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def and_(left: Node, right: Node) -> Node:
+    """``left and right``, short-circuiting."""
     lfn, rfn = single(left), single(right)
     truthy = jq.truthy
 
@@ -304,6 +316,7 @@ def and_(left: Node, right: Node) -> Node:
 
 
 def or_(left: Node, right: Node) -> Node:
+    """``left or right``, short-circuiting."""
     lfn, rfn = single(left), single(right)
     truthy = jq.truthy
 
@@ -334,6 +347,7 @@ def alternative(left: Node, right: Node) -> Node:
 
 
 def unary(operation: Callable[[Any], Any], operand: Node) -> Node:
+    """``operation`` applied to the operand's value (negation, ``not``, ``length``...)."""
     ofn = single(operand)
 
     def fn(data: Any, variables: Mapping[str, Any]) -> Any:
@@ -343,6 +357,7 @@ def unary(operation: Callable[[Any], Any], operand: Node) -> Node:
 
 
 def array(content: Node | None) -> Node:
+    """``[content]``: all of content's outputs, collected."""
     if content is None:
         return Node(fn=lambda data, variables: [])
     many = outputs(content)
@@ -350,6 +365,7 @@ def array(content: Node | None) -> Node:
 
 
 def object_(pairs: list[tuple[Node, Node]]) -> Node:
+    """``{k: v, ...}``, pairs in order, key before value; no output if any value has none."""
     compiled = [(single(k), k.const, single(v)) for k, v in pairs]
     object_key = jq.object_key
 

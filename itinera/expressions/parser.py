@@ -27,24 +27,29 @@ from itinera.expressions.lexer import Token
 from itinera.expressions.native import NativeProgram, NotNative
 
 KEYWORDS = frozenset(
-    "__loc__ def if then elif else end as reduce foreach try catch label import include "
-    "and or module".split()
+    "__loc__ def if then elif else end as reduce foreach try catch label break import "
+    "include and or module".split()
 )
 _COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
 _INT_RE = re.compile(r"[0-9]+")
 _CommaMode = Literal["collect", "stop", "forbid"]
 
+#: Longer programs go to jq. Besides keeping closures shallow, this bounds what a program can
+#: build natively: each "+" copies at most its leaves' worth of input, and the sandbox, not
+#: the worker, is where memory is limited.
+MAX_TOKENS = 400
+
 
 def parse(tokens: list[Token]) -> NativeProgram | None:
     """Parse a tokenized program into a native program, or None if it is not native."""
+    if len(tokens) > MAX_TOKENS:
+        return None
     try:
         parser = _Parser(tokens)
         node = parser.program()
     except (NotNative, RecursionError):
         return None
     return NativeProgram(run=n.top_level(node), variables=frozenset(parser.variables))
-
-
 
 
 def _number_literal(text: str) -> int | float:
@@ -77,6 +82,8 @@ def _string_literal(token: Token) -> str:
 
 
 class _Parser:
+    """Recursive descent, one method per precedence level; NotNative on anything else."""
+
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.i = 0
@@ -87,7 +94,7 @@ class _Parser:
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
 
     def advance(self) -> Token:
-        token = self.tokens[self.i]
+        token = self.peek()  # past the end, EOF again
         self.i += 1
         return token
 
@@ -218,7 +225,7 @@ class _Parser:
                 node = n.optional_index(node)
 
     def bracket_key(self) -> str | int:
-        """``[ "k" ]``, ``[ 0 ]`` or ``[ -1 ]``; other subscripts (slices, ``[]``) are not native."""
+        """``["k"]``, ``[0]`` or ``[-1]``; other subscripts (slices, ``[]``) are not native."""
         self.expect("[")
         negative = False
         if self.at("-"):

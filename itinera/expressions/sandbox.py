@@ -255,6 +255,15 @@ def _current_pool() -> _Pool:
         return _pool
 
 
+def worker_pids() -> list[int]:
+    """The process ids of this process's sandbox children (for diagnostics and tests)."""
+    pool = _pool
+    if pool is None or pool.pid != os.getpid():
+        return []
+    with pool.cond:
+        return sorted(worker.proc.pid for worker in [*pool.idle, *pool.busy])
+
+
 def shutdown() -> None:
     """Stop every sandbox child. The next evaluation starts a fresh pool."""
     global _pool
@@ -285,27 +294,34 @@ def _request(header: dict[str, Any], payload: bytes, *, source: str) -> tuple[in
     raw_header = orjson.dumps(header)
     frame = _REQUEST.pack(len(raw_header), len(payload)) + raw_header + payload
     pool = _current_pool()
-    for attempt in (1, 2):
-        worker = pool.acquire()
-        healthy = False
-        started = time.monotonic()
-        try:
-            status, body = worker.exchange(frame, started + time_limit)
-            healthy = status != _LIMIT
-            return status, body
-        except _Timeout:
-            raise ExpressionError(
-                f"expression exceeded its {time_limit:g} s time limit", expression=source
-            ) from None
-        except _Unsent:
-            if attempt == 1:
-                continue  # it died while idle, not of this expression: use a fresh one
-            raise ExpressionError("the expression sandbox is not answering", expression=source) from None
-        except _Died:
-            raise ExpressionError(_death_message(worker), expression=source) from None
-        finally:
-            pool.release(worker, healthy=healthy)
-    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+    try:
+        return _attempt(pool, frame, time_limit, source)
+    except _Unsent:
+        pass  # the child died while idle, not of this expression: once more on a fresh one
+    try:
+        return _attempt(pool, frame, time_limit, source)
+    except _Unsent:
+        message = "the expression sandbox is not answering"
+        raise ExpressionError(message, expression=source) from None
+
+
+def _attempt(pool: _Pool, frame: bytes, time_limit: float, source: str) -> tuple[int, bytes]:
+    worker = pool.acquire()
+    healthy = False
+    try:
+        status, body = worker.exchange(frame, time.monotonic() + time_limit)
+        healthy = status != _LIMIT
+        return status, body
+    except _Timeout:
+        raise ExpressionError(
+            f"expression exceeded its {time_limit} s time limit", expression=source
+        ) from None
+    except _Unsent:
+        raise
+    except _Died:
+        raise ExpressionError(_death_message(worker), expression=source) from None
+    finally:
+        pool.release(worker, healthy=healthy)
 
 
 def _death_message(worker: _Worker) -> str:
@@ -316,9 +332,11 @@ def _death_message(worker: _Worker) -> str:
         except subprocess.TimeoutExpired:
             code = None
     if code == -signal.SIGXCPU:
-        return f"expression exceeded its {TIME_LIMIT:g} s time limit"
+        return f"expression exceeded its {TIME_LIMIT} s time limit"
     mib = worker.memory // (1024 * 1024)
-    return f"expression evaluation was aborted: it exceeded its {mib} MiB memory limit or crashed jq"
+    return (
+        f"expression evaluation was aborted: it exceeded its {mib} MiB memory limit or crashed jq"
+    )
 
 
 def check(program: str) -> frozenset[str]:
@@ -342,7 +360,8 @@ def evaluate(program: str, names: tuple[str, ...], data: Any, values: list[Any])
             f"expression input is {len(payload)} bytes serialized; the limit is {MAX_INPUT_BYTES}",
             expression=program,
         )
-    status, body = _request({"op": "eval", "program": program, "names": list(names)}, payload, source=program)
+    header = {"op": "eval", "program": program, "names": list(names)}
+    status, body = _request(header, payload, source=program)
     if status != _OK:
         raise ExpressionError(_body_text(status, body), expression=program)
     outputs = _loads(body)
@@ -374,6 +393,9 @@ def _dumps(value: Any, *, source: str) -> bytes:
     except TypeError:
         pass
     try:  # integers beyond 64 bits, which orjson refuses
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode()
     except (TypeError, ValueError) as error:
         raise ExpressionError(f"expression input is not JSON: {error}", expression=source) from None
+    except RecursionError:
+        raise ExpressionError("expression input is nested too deeply", expression=source) from None

@@ -1,7 +1,8 @@
 """The sandbox child: evaluates jq programs for the parent, one request at a time.
 
-Started by :mod:`itinera.expressions.sandbox` as ``python -I sandbox_worker.py MEMORY``. It imports nothing from Itinera (only the standard library, ``jq`` and
-``orjson``), so it starts fast and runs with an empty environment.
+Started by :mod:`itinera.expressions.sandbox` as ``python -I sandbox_worker.py MEMORY``. It
+imports nothing from Itinera (only the standard library, ``jq`` and ``orjson``), so it starts
+fast and runs with an empty environment.
 
 Before it imports jq it clears ``os.environ``, caps its address space (``RLIMIT_AS``), forbids
 core dumps, and moves the protocol off file descriptors 0 and 1 so that nothing jq or Python
@@ -137,7 +138,8 @@ def main() -> None:
             body = text.encode()
             max_output = header["max_output"]
             if len(body) > max_output:
-                _send(wfd, JQ_ERROR, f"expression output is {len(body)} bytes; the limit is {max_output}".encode())
+                message = f"expression output is {len(body)} bytes; the limit is {max_output}"
+                _send(wfd, JQ_ERROR, message.encode())
                 continue
             _send(wfd, OK, body)
         except MemoryError:

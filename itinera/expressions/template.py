@@ -48,7 +48,10 @@ def compile_value(value: Any) -> Template:
             Pointer of the offending string.
     """
     variables: set[str] = set()
-    build = _compile(value, "", variables)
+    try:
+        build = _compile(value, "", variables)
+    except RecursionError:
+        raise ExpressionError("the value is nested too deeply") from None
     return Template(
         value=value, constant=build is None, variables=frozenset(variables), _build=build
     )

@@ -299,7 +299,7 @@ class Engine:
 
     def tick(self) -> int:
         """One batch of run advances and one of outbox deliveries; returns the work done."""
-        return self.worker.tick() + self.dispatcher.dispatch_once()
+        return self.worker.tick() + int(self.dispatcher.dispatch_once())
 
     def run_until_idle(self, *, follow_timers: bool = False, until: float | None = None, max_ticks: int | None = None) -> int:
         """Advance runs and deliver side effects until nothing is left to do now.

@@ -108,8 +108,7 @@ class Worker:
             if result.status == "waiting" and not ex.waits:
                 # Nothing can ever wake this run: say so instead of sleeping forever.
                 run.status = "faulted"
-                err = Problem(type=ErrorType.RUNTIME, status=500, title="Stuck", detail="the run waits for nothing").to_dict()
-                state["err"] = err
+                state["err"] = Problem(type=ErrorType.RUNTIME, status=500, title="Stuck", detail="the run waits for nothing").to_dict()
                 run.state = orjson.dumps(state)
             if result.subscriptions_changed:
                 changed_ids.append(run.id)

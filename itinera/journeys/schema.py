@@ -32,7 +32,8 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # no stubs installed
+from jsonschema import Draft202012Validator
+from jsonschema.protocols import Validator
 
 from itinera.journeys.schema_errors import Explainer, SchemaFacts, describe, quoted
 from itinera.journeys.tasks import TASK_KINDS, TaskSite, task_kinds, tasks
@@ -60,12 +61,12 @@ class _Checker:
         shallow["properties"]["use"]["properties"]["functions"]["additionalProperties"] = True
         _follow_the_prose(shallow)
         self.facts = SchemaFacts(shallow)
-        self.document = Draft202012Validator(shallow)
+        self.document: Validator = Draft202012Validator(shallow)
         defs = shallow["$defs"]
         self.kinds = {
             kind: self.document.evolve(schema=defs[f"{kind}Task"]) for kind in TASK_KINDS if kind != "call"
         }
-        self.calls: dict[str | None, Draft202012Validator] = {}
+        self.calls: dict[str | None, Validator] = {}
         for branch in defs["callTask"]["oneOf"]:
             target = branch["allOf"][1]["properties"]["call"].get("const")  # None: a custom function
             self.calls[target] = self.document.evolve(schema=branch)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # no stubs installed
-from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped]  # no stubs installed
+from jsonschema.protocols import Validator
+from jsonschema.exceptions import ValidationError
 
 from itinera.journeys.pointers import from_path, join, last, split
 
@@ -115,7 +115,7 @@ class Explainer:
     """Explain the errors of one validation of ``document``, or of the node at ``base`` in it."""
 
     def __init__(
-        self, facts: SchemaFacts, validator: Draft202012Validator, document: Any, *, base: str = ""
+        self, facts: SchemaFacts, validator: Validator, document: Any, *, base: str = ""
     ) -> None:
         self.facts = facts
         self.validator = validator
@@ -181,7 +181,7 @@ class Explainer:
         if error.schema is self.facts.uri_template:
             return f"expected an absolute URI such as 'https://api.example.com/pets/{{id}}'{got}"
         types: list[str] = []
-        for branch in error.schema.get(error.validator, []):
+        for branch in cast(dict[str, Any], error.schema).get(str(error.validator), []):
             for kind in _as_list(self.facts.resolve(branch).get("type")):
                 if _JSON_TYPES.get(kind, kind) not in types:
                     types.append(_JSON_TYPES.get(kind, kind))
@@ -194,7 +194,7 @@ class Explainer:
         instance = error.instance
         if isinstance(instance, dict):
             keys = []
-            for branch in error.schema.get("oneOf", []):
+            for branch in cast(dict[str, Any], error.schema).get("oneOf", []):
                 required = self.facts.resolve(branch).get("required", [])
                 if required and all(key in instance for key in required):
                     keys.append(required[0])
@@ -206,7 +206,7 @@ class Explainer:
         options: list[list[str]] = []
         for subs in branches.values():
             names = [name for sub in subs if sub.validator == "required" and not sub.relative_path
-                     for name in sub.validator_value if name not in instance]
+                     for name in cast(Any, sub.validator_value) if name not in instance]
             names = list(dict.fromkeys(names))
             if names and names not in options:
                 options.append(names)
@@ -267,7 +267,8 @@ class Explainer:
 
     def leaf(self, error: ValidationError) -> list[tuple[str, str]]:
         pointer = self.pointer(error)
-        kind, value, instance = error.validator, error.validator_value, error.instance
+        # The stubs type these as unions with an 'unset' marker; a raised error has them all.
+        kind, value, instance = error.validator, cast(Any, error.validator_value), cast(Any, error.instance)
         schema = error.schema if isinstance(error.schema, dict) else {}
         if kind is None:  # a `false` schema: the property may not be there at all
             return self.forbidden(error, pointer)

@@ -37,6 +37,7 @@ class RetryPolicy:
 
     def wait_before(self, retry: int, seed: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
+        delay: float
         if self.backoff == "exponential":
             delay = self.delay * (2 ** (retry - 1))
         elif self.backoff == "linear":
@@ -44,7 +45,7 @@ class RetryPolicy:
         else:
             delay = self.delay
         if self.jitter is not None:
-            delay += random.Random(seed).uniform(*self.jitter)  # noqa: S311 -- jitter, seeded per run for replay
+            delay += float(random.Random(seed).uniform(*self.jitter))  # noqa: S311 -- jitter, seeded per run for replay
         return delay
 
 

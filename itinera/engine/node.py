@@ -49,6 +49,9 @@ class Evaluable:
         return self._fn(data, variables)
 
 
+_SAME = object()  # "not given": $task.output is the same as $output
+
+
 def datetime_descriptor(ts: float) -> dict[str, Any]:
     return {"iso8601": iso(ts), "epoch": {"seconds": int(ts), "milliseconds": int(ts * 1000)}}
 
@@ -86,7 +89,11 @@ class TaskNode:
 
     # -- expression variables -----------------------------------------------------------
 
-    def variables(self, ex: Execution, f: dict[str, Any], names: frozenset[str], output: Any = None) -> dict[str, Any]:
+    def variables(self, ex: Execution, f: dict[str, Any], names: frozenset[str], output: Any = None, raw_output: Any = _SAME) -> dict[str, Any]:
+        """The runtime expression arguments that ``names`` need.
+
+        ``$task.output`` is ``raw_output`` (the output before ``output.as``) when given, else ``output``.
+        """
         if not names:
             return {}
         out: dict[str, Any] = {}
@@ -105,7 +112,7 @@ class TaskNode:
                     "reference": self.ref,
                     "definition": self.spec,
                     "input": f.get("in"),
-                    "output": output,
+                    "output": output if raw_output is _SAME else raw_output,
                     "startedAt": datetime_descriptor(f.get("t0", ex.now)),
                 }
             elif n == "runtime":
@@ -117,11 +124,11 @@ class TaskNode:
             # an unknown name is left out: the expression layer reports it as undefined
         return out
 
-    def evaluate(self, e: Evaluable, data: Any, ex: Execution, f: dict[str, Any], output: Any = None) -> Any:
+    def evaluate(self, e: Evaluable, data: Any, ex: Execution, f: dict[str, Any], output: Any = None, raw_output: Any = _SAME) -> Any:
         if e.constant:
             return e.source
         try:
-            return e(data, self.variables(ex, f, e.variables, output))
+            return e(data, self.variables(ex, f, e.variables, output, raw_output))
         except ExpressionError as err:
             err.problem.instance = self.ref
             raise
@@ -167,6 +174,7 @@ class TaskNode:
                 f["ti"] = f["in"]
             ex.traced("task.started", self.name, self.ref)
         elif "dl" in f and ex.now >= f["dl"]:
+            ex.traced("task.faulted", self.name, self.ref)
             raise self._timed_out()
         try:
             raw = self.body(ex, f)
@@ -200,7 +208,7 @@ class TaskNode:
         out = self.evaluate(self.output_as, raw, ex, f, raw) if self.output_as is not None else raw
         self.validate(self.output_schema, out, "output")
         if self.export_as is not None:
-            ctx = self.evaluate(self.export_as, out, ex, f, out)
+            ctx = self.evaluate(self.export_as, out, ex, f, out, raw_output=raw)
             self.validate(self.export_schema, ctx, "export")
             ex.state["ctx"] = ctx
         ex.traced("task.completed", self.name, self.ref)

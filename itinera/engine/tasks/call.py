@@ -21,17 +21,31 @@ if TYPE_CHECKING:
 _TEMPLATE_VAR = re.compile(r"\{([A-Za-z0-9_.]+)\}")
 
 
+def _scalar_text(value: Any) -> str:
+    """A string, number or boolean as it reads in JSON (``true``, not Python's ``True``)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _expand_uri(template: str, data: Any) -> str:
-    """RFC 6570 simple string expansion (the only form the DSL supports) from the task input."""
+    """RFC 6570 simple string expansion (the only form the DSL supports) from the task input.
+
+    Per the DSL's URI Template: names are verbatim top-level properties (``{pet.id}`` is the
+    property "pet.id", not ``pet``'s ``id``), a missing or null value expands to "", and a value
+    that is not a string, number, boolean or null is an error (ValueError).
+    """
 
     def value(match: re.Match[str]) -> str:
-        cur = data
-        for part in match.group(1).split("."):
-            cur = cur.get(part) if isinstance(cur, dict) else None
+        name = match.group(1)
+        cur = data.get(name) if isinstance(data, dict) else None
         if cur is None:
             return ""
-        text = cur if isinstance(cur, str) else ("true" if cur is True else "false" if cur is False else str(cur))
-        return quote(text, safe="")
+        if isinstance(cur, dict | list):
+            raise ValueError(f"URI template variable '{name}' must be a string, number, boolean or null, not {'an object' if isinstance(cur, dict) else 'an array'}")
+        return quote(_scalar_text(cur), safe="")
 
     return _TEMPLATE_VAR.sub(value, template)
 
@@ -64,7 +78,10 @@ class HttpCallNode(TaskNode):
             if not isinstance(url, str):
                 raise fault(ErrorType.VALIDATION, 400, "Invalid endpoint", "the endpoint expression must yield a string", self.ref, retryable=False)
         else:
-            url = _expand_uri(self.endpoint, data)
+            try:
+                url = _expand_uri(self.endpoint, data)
+            except ValueError as err:
+                raise fault(ErrorType.EXPRESSION, 400, "Invalid URI template value", str(err), self.ref, retryable=False) from None
         if not url.lower().startswith(("http://", "https://")):
             raise fault(ErrorType.CONFIGURATION, 400, "Invalid endpoint", f"'{url}' is not an http(s) URL", self.ref, retryable=False)
         headers = self.evaluate(self.headers, data, ex, f) or {}
@@ -80,7 +97,7 @@ class HttpCallNode(TaskNode):
             "method": self.method,
             "url": url,
             "headers": headers,
-            "query": {str(k): v if isinstance(v, str) else str(v) for k, v in query.items() if v is not None},
+            "query": {str(k): _scalar_text(v) for k, v in query.items() if v is not None},
             "body": body,
             "output": self.output,
             "redirect": self.redirect,
@@ -97,12 +114,12 @@ class HttpCallNode(TaskNode):
             shown = {k: ("<redacted>" if k.lower() == "authorization" else v) for k, v in request["headers"].items()}
             f["rq"] = {"method": request["method"], "uri": request["url"], "headers": shown}
             ex.effect(key=key, kind="http", payload=request)
-            ex.record("effect.recorded", task=self.ref, key=key, kind="http")
-            ex.awaiting("outbox", key=key, kind="http", url=request["url"])
+            ex.record("effect.recorded", task=self.ref, key=key, effect="http")
+            ex.awaiting("outbox", key=key, effect="http", url=request["url"])
             raise Blocked
         results = ex.take("outbox:" + key)
         if not results:
-            ex.awaiting("outbox", key=key, kind="http")
+            ex.awaiting("outbox", key=key, effect="http")
             raise Blocked
         result = results[-1].payload or {}
         if not result.get("ok"):

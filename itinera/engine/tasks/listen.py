@@ -77,9 +77,13 @@ class EventFilter:
                     return False
             elif node.evaluate(self.data, data, ex, f) != data:
                 return False
-        for cname, from_, _ in self.correlate:
+        for cname, from_, expect in self.correlate:
             value = node.evaluate(from_, event, ex, f)
-            if cname in expected:
+            if expect is not None:
+                # An explicit expectation: a constant, or an expression on the task's input.
+                if value != node.evaluate(expect, f.get("ti"), ex, f):
+                    return False
+            elif cname in expected:
                 if expected[cname] != value:
                     return False
             else:

@@ -24,7 +24,7 @@ import httpx
 import orjson
 
 from itinera.connectors.base import DEFAULT_RETRY, Outcome, RetryPolicy
-from itinera.connectors.http import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, header_key, new_client, send_request
+from itinera.connectors.http import DEFAULT_TIMEOUT, MAX_RESPONSE_BYTES, LazyClient, header_key, send_request
 from itinera.errors import ErrorType, Problem
 from itinera.store.base import OutboxRow
 
@@ -56,8 +56,7 @@ class EmitConnector:
         timeout: float = DEFAULT_TIMEOUT,
         retry_statuses: frozenset[int] = RETRY_STATUSES,
     ) -> None:
-        self._owns_client = client is None
-        self._client = client if client is not None else new_client()
+        self._client = LazyClient(client)
         self.retry = retry
         self._timeout = timeout
         self._retry_statuses = retry_statuses
@@ -74,7 +73,7 @@ class EmitConnector:
         if not _is_http_url(sink):
             return Outcome.failed(_configuration(f"outbox row {row.key!r}: 'sink' must be an http(s) URL or null, got {sink!r}"))
         answer = send_request(
-            self._client,
+            self._client.get(),
             method="POST",
             url=sink,
             headers={"Content-Type": CONTENT_TYPE, "Idempotency-Key": header_key(row.key)},
@@ -99,8 +98,7 @@ class EmitConnector:
 
     def close(self) -> None:
         """Close the client if this connector created it."""
-        if self._owns_client:
-            self._client.close()
+        self._client.close()
 
     def __enter__(self) -> EmitConnector:
         return self

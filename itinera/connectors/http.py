@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -197,8 +198,7 @@ class HttpConnector:
         default_timeout: float = DEFAULT_TIMEOUT,
         max_timeout: float = MAX_TIMEOUT,
     ) -> None:
-        self._owns_client = client is None
-        self._client = client if client is not None else new_client()
+        self._client = LazyClient(client)
         self.retry = retry
         self._max_bytes = max_response_bytes
         self._default_timeout = default_timeout
@@ -214,7 +214,7 @@ class HttpConnector:
         headers["Idempotency-Key"] = header_key(row.key)
         timeout = min(call.timeout if call.timeout is not None else self._default_timeout, self._max_timeout)
         answer = send_request(
-            self._client,
+            self._client.get(),
             method=call.method,
             url=call.url,
             headers=headers,
@@ -232,8 +232,7 @@ class HttpConnector:
 
     def close(self) -> None:
         """Close the client if this connector created it."""
-        if self._owns_client:
-            self._client.close()
+        self._client.close()
 
     def __enter__(self) -> HttpConnector:
         return self
@@ -258,6 +257,31 @@ def task_output(result: dict[str, Any], output: OutputMode) -> Any:
             "content": result.get("content"),
         }
     return result.get("content")
+
+
+class LazyClient:
+    """An httpx client made on first use: building one loads the CA certificates (~65 ms),
+    which an engine that never calls out should not pay at start-up."""
+
+    def __init__(self, client: httpx.Client | None = None) -> None:
+        self._client = client
+        self._owns = client is None
+        self._lock = threading.Lock()
+
+    def get(self) -> httpx.Client:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = new_client()
+                client = self._client
+        return client
+
+    def close(self) -> None:
+        """Close the client if this object made it."""
+        if self._owns and self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 def new_client() -> httpx.Client:

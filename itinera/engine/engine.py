@@ -419,6 +419,10 @@ class Engine:
         return self._control(run_id, ("suspended",), "resumed")
 
     def close(self) -> None:
+        """Release the dispatcher's connections and the store."""
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+            self._dispatcher = None
         self.store.close()
 
 

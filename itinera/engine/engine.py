@@ -294,7 +294,7 @@ class Engine:
         if self._dispatcher is None:
             from itinera.connectors import default_dispatcher
 
-            self._dispatcher = default_dispatcher(self.store, clock=self.clock, worker=self.worker.name)
+            self._dispatcher = default_dispatcher(self.store, clock=self.clock, worker=self.worker.name, lease_seconds=self.settings.lease_seconds)
         return self._dispatcher
 
     def tick(self) -> int:

@@ -9,6 +9,7 @@ same effects under the same idempotency keys) or the new ones.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -25,6 +26,8 @@ from itinera.store.base import Delivery, HistoryEntry, OutboxRow, RunRecord, Sub
 
 if TYPE_CHECKING:
     from itinera.engine.engine import Engine
+
+logger = logging.getLogger("itinera.worker")
 
 
 class Worker:
@@ -68,28 +71,28 @@ class Worker:
             try:
                 plan = engine.plan(run.tenant, run.definition_hash)
             except Exception as err:  # a stored definition that no longer compiles: fault, keep going
-                problem = Problem(type=ErrorType.CONFIGURATION, status=500, title="Definition unusable", detail=str(err))
-                state["err"] = problem.to_dict()
-                run.status = "faulted"
-                run.state = orjson.dumps(state)
-                run.ready = False
-                run.wake_at = None
-                run.updated_at = now
-                history.append(HistoryEntry(run_id=run.id, at=now, kind="run.faulted", data={"error": state["err"]}))
+                self._fault(run, state, now, history, f"the definition cannot be used: {err}", ErrorType.CONFIGURATION)
+                changed_ids.append(run.id)
                 continue
             trace = engine.traces.get(run.id)
-            result = advance(
-                plan,
-                run_id=run.id,
-                tenant=run.tenant,
-                subject=run.subject,
-                state=state,
-                deliveries=by_run.get(run.id, []),
-                now=now,
-                secrets=engine.secrets_for(plan),
-                runtime_version=engine.version,
-                trace=trace,
-            )
+            try:
+                result = advance(
+                    plan,
+                    run_id=run.id,
+                    tenant=run.tenant,
+                    subject=run.subject,
+                    state=state,
+                    deliveries=by_run.get(run.id, []),
+                    now=now,
+                    secrets=engine.secrets_for(plan),
+                    runtime_version=engine.version,
+                    trace=trace,
+                )
+            except Exception as err:  # a defect must fault one run, never poison its whole batch
+                logger.exception("run %s faulted on an internal error", run.id)
+                self._fault(run, orjson.loads(run.state), now, history, f"internal error: {type(err).__name__}: {err}")
+                changed_ids.append(run.id)  # drop its subscriptions
+                continue
             results[run.id] = result
             ex = result.ex
             if result.status == "waiting" and (run.status != "waiting" or result.subscriptions_changed):
@@ -166,6 +169,18 @@ class Worker:
                     by_tenant[tenant].append(event)
                 for tenant, events in by_tenant.items():
                     route_events(tx, tenant, events, now=now, triggers=engine.triggers(tenant))
+
+    def _fault(self, run: RunRecord, state: dict[str, Any], now: float, history: list[HistoryEntry], detail: str, type_: str = ErrorType.RUNTIME) -> None:
+        problem = Problem(type=type_, status=500, title="Run faulted", detail=detail).to_dict()
+        state["err"] = problem
+        state.pop("root", None)
+        state.pop("subs", None)
+        run.status = "faulted"
+        run.state = orjson.dumps(state)
+        run.ready = False
+        run.wake_at = None
+        run.updated_at = now
+        history.append(HistoryEntry(run_id=run.id, at=now, kind="run.faulted", data={"error": problem}))
 
     def _restart(self, run: RunRecord, after: float, state: dict[str, Any], now: float) -> RunRecord:
         return RunRecord(

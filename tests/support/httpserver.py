@@ -214,6 +214,9 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client died mid-request: nothing was asked, nothing happens
+            self.close_connection = True
+            return
         if parts.path.startswith(CONTROL):
             self._control(parts.path[len(CONTROL) :], body)
             return

@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     worker_idle_sleep: float = Field(0.05, description="Seconds a worker sleeps when there is no work")
 
     def secrets(self) -> dict[str, Any]:
-        """Secrets for ``$secrets``: each ``ITINERA_SECRET_<NAME>`` variable, JSON-decoded when it parses.
+        """Secrets for ``$secrets``: each ``ITINERA_SECRET_<name>`` variable, JSON-decoded when it parses.
+
+        The name is kept as written; an all-capitals name also answers to its lower-case form.
 
         They are passed to expressions only; they are never logged or stored in run state.
         """
@@ -35,9 +37,12 @@ class Settings(BaseSettings):
         out: dict[str, Any] = {}
         for key, value in os.environ.items():
             if key.startswith(SECRET_PREFIX) and len(key) > len(SECRET_PREFIX):
-                name = key[len(SECRET_PREFIX) :].lower()
+                name = key[len(SECRET_PREFIX) :]
                 try:
-                    out[name] = orjson.loads(value)
+                    parsed = orjson.loads(value)
                 except orjson.JSONDecodeError:
-                    out[name] = value
+                    parsed = value
+                out[name] = parsed
+                if name.isupper():  # ITINERA_SECRET_CRM_KEY also answers to crm_key
+                    out.setdefault(name.lower(), parsed)
         return out

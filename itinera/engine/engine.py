@@ -219,7 +219,11 @@ class Engine:
     def _resolve(self, journey: str) -> Plan:
         deployments = self.deployments()
         d = deployments.get(journey) or next((d for k, d in deployments.items() if k.split("/", 1)[1] == journey), None)
-        return self.plan(self.tenant, d.hash if d is not None else journey)
+        try:
+            return self.plan(self.tenant, d.hash if d is not None else journey)
+        except NotFoundError:
+            known = ", ".join(sorted(deployments)) or "none"
+            raise NotFoundError(f"no deployed journey '{journey}' and no stored definition with that hash (deployed: {known})") from None
 
     def _new_run(self, plan: Plan, state: dict[str, Any], *, subject: str | None, now: float, ready: bool = True, wake_at: float | None = None, status: str = "pending", run_id: str | None = None) -> RunRecord:
         return RunRecord(
@@ -320,14 +324,16 @@ class Engine:
                 break
             with self.store.transaction() as tx:
                 nxt = tx.next_wake_at()
+                retry = tx.next_outbox_attempt()
+            if retry is not None and (nxt is None or retry < nxt):
+                nxt = retry  # an outbox retry is a timer too: the run waits on its result
             if nxt is None or (until is not None and nxt > until):
                 if until is not None and hasattr(self.clock, "set"):
                     self.clock.set(until)
                 break
-            if nxt > self.clock.now():
-                if not hasattr(self.clock, "set"):
-                    break
-                self.clock.set(nxt)
+            if nxt <= self.clock.now() or not hasattr(self.clock, "set"):
+                break  # due work this process could not take (another worker's lease holds it)
+            self.clock.set(nxt)
         return done
 
     # -- inspection and control --------------------------------------------------------------------

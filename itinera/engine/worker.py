@@ -138,6 +138,9 @@ class Worker:
         now: float,
     ) -> None:
         engine = self.engine
+        # Read what emitted events may trigger before the write transaction: reading it inside
+        # would open a second transaction, which SQLite's single writer would wait on forever.
+        triggers = {tenant: engine.triggers(tenant) for tenant in {t for t, _ in emitted}}
         with engine.store.transaction() as tx:
             if consumed:
                 tx.consume_deliveries(consumed)
@@ -168,7 +171,7 @@ class Worker:
                 for tenant, event in emitted:
                     by_tenant[tenant].append(event)
                 for tenant, events in by_tenant.items():
-                    route_events(tx, tenant, events, now=now, triggers=engine.triggers(tenant))
+                    route_events(tx, tenant, events, now=now, triggers=triggers[tenant])
 
     def _fault(self, run: RunRecord, state: dict[str, Any], now: float, history: list[HistoryEntry], detail: str, type_: str = ErrorType.RUNTIME) -> None:
         problem = Problem(type=type_, status=500, title="Run faulted", detail=detail).to_dict()

@@ -244,6 +244,9 @@ class Transaction(Protocol):
     def finish_outbox(self, key: str, *, status: OutboxStatus, attempts: int, result: dict[str, Any] | None, next_attempt_at: float) -> None:
         """Record an attempt's outcome; ``pending`` with a later ``next_attempt_at`` retries."""
 
+    def next_outbox_attempt(self) -> float | None:
+        """The earliest ``next_attempt_at`` among pending outbox rows (a retry is a timer)."""
+
     def outbox(self, *, run_id: str | None = None, status: OutboxStatus | None = None) -> list[OutboxRow]: ...
 
 

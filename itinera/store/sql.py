@@ -662,6 +662,11 @@ class SqlTransaction:
             .values(status=status, attempts=attempts, result=result, next_attempt_at=next_attempt_at, lease_until=None)
         )
 
+    def next_outbox_attempt(self) -> float | None:
+        o = t.outbox.c
+        value = self.connection.execute(sa.select(sa.func.min(o.next_attempt_at)).where(o.status == "pending")).scalar()
+        return None if value is None else float(value)
+
     def outbox(self, *, run_id: str | None = None, status: OutboxStatus | None = None) -> list[OutboxRow]:
         o = t.outbox.c
         query = sa.select(*OUTBOX_COLUMNS).order_by(o.id)

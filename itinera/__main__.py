@@ -1,0 +1,5 @@
+"""``python -m itinera``: the ``itinera`` command."""
+
+from itinera.cli import main
+
+main()

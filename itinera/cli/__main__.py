@@ -1,0 +1,5 @@
+"""``python -m itinera.cli``."""
+
+from itinera.cli import main
+
+main()

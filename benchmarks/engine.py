@@ -55,14 +55,13 @@ do:
 PEERS = {"DBOS 3.4 (SQLite, WAL)": 175.0, "LangGraph 1.2 + SqliteSaver": 186.0}
 
 
-def bench_itinera(subjects: int, batch: int, workdir: Path) -> tuple[float, float, int]:
+def bench_itinera(subjects: int, batch: int, workdir: Path, db_url: str | None = None) -> tuple[float, float, int]:
     import logging
 
     from itinera import Engine, Settings, VirtualClock
 
     logging.getLogger("itinera.journey").setLevel(logging.WARNING)
-    db = workdir / "bench.db"
-    engine = Engine(f"sqlite:///{db}", clock=VirtualClock(), settings=Settings(batch_size=batch))
+    engine = Engine(db_url or f"sqlite:///{workdir / 'bench.db'}", clock=VirtualClock(), settings=Settings(batch_size=batch))
     deployed = engine.deploy(JOURNEY)
     started = time.perf_counter()
     chunk = 1000
@@ -109,20 +108,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
+    parser.add_argument("--profile", action="store_true", help="print the top functions by internal time")
+    parser.add_argument("--db", help="run Itinera on this database instead of a fresh SQLite file (e.g. an empty PostgreSQL database)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.profile:
             prof = cProfile.Profile()
             prof.enable()
-        runs_s, trans_s, completed = bench_itinera(args.subjects, args.batch, work)
+        runs_s, trans_s, completed = bench_itinera(args.subjects, args.batch, work, args.db)
         if args.profile:
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         raw = bench_raw_sqlite(args.subjects, args.batch, work)
     print(f"{'system':40} {'runs/s':>12} {'ratio':>10}")
-    print(f"{'Itinera (SQLite, this run)':40} {runs_s:12,.0f} {'1.00':>10}")
+    backend = "PostgreSQL" if args.db and args.db.startswith("postgres") else "SQLite"
+    print(f"{f'Itinera ({backend}, this run)':40} {runs_s:12,.0f} {'1.00':>10}")
     print(f"{'raw sqlite3, 5 rows/run, batched (this run)':40} {raw:12,.0f} {runs_s / raw:10.3f}")
     for name, figure in PEERS.items():
         print(f"{name + ' (measured, MEASURED.md)':40} {figure:12,.0f} {runs_s / figure:10.1f}x")

@@ -252,3 +252,15 @@ def test_hostile_expression_faults_its_run_not_the_worker(engine: Engine) -> Non
     assert view.status == "faulted"
     assert view.error is not None and view.error["type"].endswith("/errors/expression") and view.error["instance"] == "/do/0/spin"
     assert engine.get_run(good).status == "completed"
+
+
+def test_schedule_after_restarts_a_completed_run_later(engine: Engine) -> None:
+    engine.deploy(journey("again", "schedule: {after: {hours: 2}}\ndo:\n  - s: {set: {n: '${ .n }'}}\n"))
+    engine.start("again", {"n": 1})
+    start = engine.clock.now()
+    engine.run_until_idle()
+    assert [r.status for r in engine.runs()] == ["completed", "pending"]
+    engine.run_until_idle(follow_timers=True, until=start + 2 * 3600 + 60)
+    runs = engine.runs()
+    assert [r.status for r in runs] == ["completed", "completed", "pending"]
+    assert runs[1].created_at == "2026-01-01T00:00:00.000Z" and runs[1].output == {"n": 1}

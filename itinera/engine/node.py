@@ -13,6 +13,7 @@ Frame keys are short because frames are serialized at every commit:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +28,24 @@ if TYPE_CHECKING:
     from itinera.engine.plan import Compiler
 
 
+_SECRET_NAME = re.compile(r"""\$secrets\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\.?\s*\[\s*"([^"]+)"\s*\]|\.\s*"([^"]+)")""")
+
+
+def _secret_names(value: Any) -> frozenset[str]:
+    """The secrets an expression (or a value holding expressions) reads by name."""
+    if isinstance(value, str):
+        return frozenset(a or b or c for a, b, c in _SECRET_NAME.findall(value)) if "$secrets" in value else frozenset()
+    if isinstance(value, dict):
+        return frozenset().union(*(_secret_names(v) for v in value.values()), *(_secret_names(k) for k in value))
+    if isinstance(value, list):
+        return frozenset().union(*(_secret_names(v) for v in value))
+    return frozenset()
+
+
 class Evaluable:
     """A runtime expression or a value with expressions inside, compiled once."""
 
-    __slots__ = ("_fn", "variables", "constant", "source")
+    __slots__ = ("_fn", "variables", "constant", "source", "secrets")
 
     def __init__(self, value: Any, *, always_expression: bool = False) -> None:
         self.source = value
@@ -44,6 +59,7 @@ class Evaluable:
             self._fn = template.evaluate
             self.variables = template.variables
             self.constant = template.constant
+        self.secrets = _secret_names(value) if "secrets" in self.variables else frozenset()
 
     def __call__(self, data: Any, variables: Mapping[str, Any]) -> Any:
         return self._fn(data, variables)
@@ -127,6 +143,18 @@ class TaskNode:
     def evaluate(self, e: Evaluable, data: Any, ex: Execution, f: dict[str, Any], output: Any = None, raw_output: Any = _SAME) -> Any:
         if e.constant:
             return e.source
+        if e.secrets and not e.secrets <= ex.secrets.keys():
+            missing = sorted(e.secrets - ex.secrets.keys())[0]
+            raise RunFailure(
+                Problem(
+                    type=ErrorType.AUTHORIZATION,
+                    status=403,
+                    title="Secret unavailable",
+                    detail=f"secret '{missing}' is not declared in use.secrets or not configured (ITINERA_SECRET_{missing})",
+                    instance=self.ref,
+                ),
+                retryable=False,
+            )
         try:
             return e(data, self.variables(ex, f, e.variables, output, raw_output))
         except ExpressionError as err:

@@ -103,7 +103,7 @@ class EmitNode(TaskNode):
         ex.emit(event)
         if self.sink:
             ex.effect(key=key, kind="emit", payload={"event": event, "sink": self.sink, "notify": False})
-        return f["ti"]
+        return event  # the task's output is the event it emitted (as the spec's CTK expects)
 
 
 class UnsupportedNode(TaskNode):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from itinera.journeys import Definition, load_definition, load_file
 from itinera.settings import Settings
 from itinera.store import open_store
 from itinera.store.base import DefinitionRecord, Deployment, HistoryEntry, RunRecord, Store
+
+
+_DEPLOYMENTS_TTL = 1.0  # seconds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,7 +104,7 @@ class Engine:
         self.version = __version__
         self.traces: dict[str, list[dict[str, Any]]] = {}
         self._plans: dict[str, Plan] = {}
-        self._deployments: dict[str, dict[str, Deployment]] = {}
+        self._deployments: dict[str, tuple[float, dict[str, Deployment]]] = {}
         self._secrets = self.settings.secrets()
         self._worker: Worker | None = None
         self._dispatcher: Any = None
@@ -175,7 +179,7 @@ class Engine:
         """The compiled plan of a stored definition version (compiled once per process)."""
         plan = self._plans.get(hash)
         if plan is None:
-            with self.store.transaction() as tx:
+            with self.store.read() as tx:
                 record = tx.get_definition(tenant, hash)
             if record is None:
                 raise NotFoundError(f"no definition with hash {hash}")
@@ -184,13 +188,18 @@ class Engine:
         return plan
 
     def deployments(self, tenant: str | None = None) -> dict[str, Deployment]:
+        """The active version of each journey of ``tenant``, keyed ``namespace/name``.
+
+        Cached for a second of wall time, so a long-running worker sees a deployment made by
+        another process (the CLI, another node) without reading it for every batch.
+        """
         tenant = tenant or self.tenant
-        cached = self._deployments.get(tenant)
-        if cached is None:
-            with self.store.transaction() as tx:
-                cached = {f"{d.namespace}/{d.name}": d for d in tx.deployments(tenant)}
-            self._deployments[tenant] = cached
-        return cached
+        entry = self._deployments.get(tenant)
+        if entry is None or time.monotonic() - entry[0] > _DEPLOYMENTS_TTL:
+            with self.store.read() as tx:
+                entry = (time.monotonic(), {f"{d.namespace}/{d.name}": d for d in tx.deployments(tenant)})
+            self._deployments[tenant] = entry
+        return entry[1]
 
     def is_deployed(self, tenant: str, hash: str) -> bool:
         self._deployments.pop(tenant, None)
@@ -339,19 +348,19 @@ class Engine:
     # -- inspection and control --------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> RunView:
-        with self.store.transaction() as tx:
+        with self.store.read() as tx:
             run = tx.get_run(run_id)
         if run is None:
             raise NotFoundError(f"no run {run_id}")
         return self._view(run)
 
     def runs(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> list[RunView]:
-        with self.store.transaction() as tx:
+        with self.store.read() as tx:
             records = tx.list_runs(tenant=self.tenant, status=status, limit=limit, offset=offset)
         return [self._view(r) for r in records]
 
     def history(self, run_id: str) -> list[HistoryEntry]:
-        with self.store.transaction() as tx:
+        with self.store.read() as tx:
             return tx.history(run_id)
 
     def _view(self, run: RunRecord) -> RunView:

@@ -258,6 +258,9 @@ class Store(Protocol):
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Open one transaction (SQLite: ``BEGIN IMMEDIATE``); commit on exit, roll back on error."""
 
+    def read(self) -> AbstractContextManager[Transaction]:
+        """Open a transaction for reading only (SQLite: it does not queue behind the writer)."""
+
     def close(self) -> None: ...
 
 

@@ -167,3 +167,20 @@ def test_http_query_values_may_be_any_json_value_as_the_prose_says() -> None:
     query = load_definition(HEAD + body).document["do"][0]["find"]["with"]["query"]
 
     assert query == {"limit": 2, "exact": True, "tags": ["a", "b"]}
+
+
+def test_a_string_of_the_wrong_shape_is_told_the_shapes_it_may_take() -> None:
+    from itinera.errors import DefinitionError
+    from itinera.journeys import load_definition
+
+    text = "document: {dsl: '1.0.3', namespace: t, name: a, version: '1.0.0'}\ndo:\n  - e:\n      emit:\n        event:\n          with: {source: x, type: t}\n"
+    try:
+        load_definition(text, file="emit.yaml")
+    except DefinitionError as err:
+        message = str(err)
+    else:  # pragma: no cover - the definition is invalid
+        raise AssertionError("an event source that is not a URI was accepted")
+    assert message == (
+        "emit.yaml:6:18: /do/0/e/emit/event/with/source: expected an absolute URI such as "
+        "'https://example.com/events' or a runtime expression '${ ... }'; got 'x'"
+    )

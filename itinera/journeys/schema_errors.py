@@ -76,6 +76,7 @@ class SchemaFacts:
         self.duration = defs["duration"]
         self.endpoint = defs["endpoint"]
         self.uri_template = defs["uriTemplate"]
+        self.runtime_expression = defs["runtimeExpression"]
         self._declared: dict[int, frozenset[str]] = {}
 
     def resolve(self, schema: Any) -> dict[str, Any]:
@@ -181,10 +182,20 @@ class Explainer:
         if error.schema is self.facts.uri_template:
             return f"expected an absolute URI such as 'https://api.example.com/pets/{{id}}'{got}"
         types: list[str] = []
-        for branch in cast(dict[str, Any], error.schema).get(str(error.validator), []):
-            for kind in _as_list(self.facts.resolve(branch).get("type")):
+        forms: list[str] = []
+        branches = cast(dict[str, Any], error.schema).get(str(error.validator), [])
+        for branch in branches:
+            resolved = self.facts.resolve(branch)
+            if resolved is self.facts.uri_template:
+                forms.append("an absolute URI such as 'https://example.com/events'")
+            elif resolved is self.facts.runtime_expression:
+                forms.append(_EXPRESSION)
+            for kind in _as_list(resolved.get("type")):
                 if _JSON_TYPES.get(kind, kind) not in types:
                     types.append(_JSON_TYPES.get(kind, kind))
+        if forms and len(forms) == len(branches):
+            # The value has the right type but none of the right shapes: name the shapes.
+            return f"expected {' or '.join(forms)}{got}"
         if types:
             return f"expected {' or '.join(types)}{got}"
         return "does not match any of the allowed forms" + got

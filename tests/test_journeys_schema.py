@@ -170,17 +170,15 @@ def test_http_query_values_may_be_any_json_value_as_the_prose_says() -> None:
 
 
 def test_a_string_of_the_wrong_shape_is_told_the_shapes_it_may_take() -> None:
+    import pytest
+
     from itinera.errors import DefinitionError
     from itinera.journeys import load_definition
 
     text = "document: {dsl: '1.0.3', namespace: t, name: a, version: '1.0.0'}\ndo:\n  - e:\n      emit:\n        event:\n          with: {source: x, type: t}\n"
-    try:
+    with pytest.raises(DefinitionError) as info:
         load_definition(text, file="emit.yaml")
-    except DefinitionError as err:
-        message = str(err)
-    else:  # pragma: no cover - the definition is invalid
-        raise AssertionError("an event source that is not a URI was accepted")
-    assert message == (
+    assert str(info.value) == (
         "emit.yaml:6:18: /do/0/e/emit/event/with/source: expected an absolute URI such as "
         "'https://example.com/events' or a runtime expression '${ ... }'; got 'x'"
     )

@@ -9,10 +9,25 @@ from typing import TYPE_CHECKING, Any
 from itinera.engine.execution import Blocked, Execution
 from itinera.engine.node import Evaluable, TaskNode, truthy
 from itinera.engine.tasks.flow import Sequence_
-from itinera.errors import RunFailure
+from itinera.errors import SPEC_ERRORS, RunFailure
 
 if TYPE_CHECKING:
     from itinera.engine.plan import Compiler
+
+
+# The standard error types under the URIs they had before DSL 1.0 settled on SPEC_ERRORS. The
+# spec's own conformance kit (try.feature) still catches HTTP errors by these, and so do
+# workflows written for runtimes that kept them (the .NET SDK), so a filter naming one matches
+# the standard type, and the other way round. Raised errors keep the type they were given.
+_LEGACY_ERRORS = "https://serverlessworkflow.io/dsl/errors/types/"
+_STANDARD_KINDS = frozenset(("configuration", "validation", "expression", "authentication", "authorization", "timeout", "communication", "runtime"))
+
+
+def _error_type(value: Any) -> Any:
+    """``value`` with a pre-1.0 standard error type URI replaced by its 1.0 URI."""
+    if isinstance(value, str) and value.startswith(_LEGACY_ERRORS) and value[len(_LEGACY_ERRORS):] in _STANDARD_KINDS:
+        return SPEC_ERRORS + value[len(_LEGACY_ERRORS):]
+    return value
 
 
 class RetryPolicy:
@@ -77,7 +92,10 @@ class TryNode(TaskNode):
 
     def _catches(self, ex: Execution, f: dict[str, Any], error: dict[str, Any]) -> bool:
         for key, expected in self.filter.items():
-            if error.get(key) != expected:
+            if key == "type":
+                if _error_type(error.get(key)) != _error_type(expected):
+                    return False
+            elif error.get(key) != expected:
                 return False
         if self.when is not None and not self._scoped(ex, error, self.when, f):
             return False

@@ -81,6 +81,7 @@ def test_run_waits_for_its_subjects_event_then_completes(engine: Engine) -> None
     assert view.status == "waiting"
     (wait,) = view.waits
     assert wait["kind"] == "event" and wait["types"] == ["com.example.activated"] and wait["since"]
+    assert wait["filters"] == [{"type": "com.example.activated", "key": "s:c1", "with": {"type": "com.example.activated"}}]
     # another subject's event does not wake it; its own does
     engine.send([event(1, subject="c2")])
     engine.run_until_idle()

@@ -10,11 +10,16 @@ rows committed in one transaction with the run's new state.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from itinera.clock import iso
 from itinera.store.base import Delivery, OutboxRow
+
+
+_UNSET = object()
 
 
 class Blocked(Exception):  # noqa: N818 -- a control-flow signal, not an error
@@ -94,6 +99,19 @@ class Execution:
         """A deterministic 64-bit seed for randomness inside orchestration (e.g. jitter)."""
         text = "\x1f".join([self.run_id, *map(str, parts)])
         return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+    @contextmanager
+    def scoped(self, *names: str) -> Iterator[dict[str, Any]]:
+        """Variables (``$item``, ``$index``, ``$error``...) set inside the block, restored after."""
+        saved = {n: self.scope.get(n, _UNSET) for n in names}
+        try:
+            yield self.scope
+        finally:
+            for n, v in saved.items():
+                if v is _UNSET:
+                    self.scope.pop(n, None)
+                else:
+                    self.scope[n] = v
 
     # -- what the run needs -------------------------------------------------------------
 

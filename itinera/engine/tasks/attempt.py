@@ -80,15 +80,9 @@ class TryNode(TaskNode):
         self.handler = Sequence_(catch["do"], f"{ref}/catch/do", compiler) if catch.get("do") else None
 
     def _scoped(self, ex: Execution, error: dict[str, Any], e: Evaluable, f: dict[str, Any]) -> bool:
-        old = ex.scope.get(self.as_)
-        ex.scope[self.as_] = error
-        try:
+        with ex.scoped(self.as_) as scope:
+            scope[self.as_] = error
             return truthy(self.evaluate(e, error, ex, f))
-        finally:
-            if old is None:
-                ex.scope.pop(self.as_, None)
-            else:
-                ex.scope[self.as_] = old
 
     def _catches(self, ex: Execution, f: dict[str, Any], error: dict[str, Any]) -> bool:
         for key, expected in self.filter.items():
@@ -120,12 +114,10 @@ class TryNode(TaskNode):
     def body(self, ex: Execution, f: dict[str, Any]) -> Any:
         while True:
             if "e" in f:  # running the handler
-                ex.scope[self.as_] = f["e"]
-                try:
-                    assert self.handler is not None
+                assert self.handler is not None
+                with ex.scoped(self.as_) as scope:
+                    scope[self.as_] = f["e"]
                     return self.handler.run(ex, f["h"], f["ti"])
-                finally:
-                    ex.scope.pop(self.as_, None)
             if "w" in f:  # waiting before a retry
                 if ex.now < f["w"]:
                     ex.wake(f["w"], "retry")

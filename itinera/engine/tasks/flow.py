@@ -124,11 +124,10 @@ class ForNode(TaskNode):
         items = f["it"]
         k: int = f["k"]
         data = f["d"]
-        saved = {n: ex.scope.get(n) for n in (self.each, self.at)}
-        try:
+        with ex.scoped(self.each, self.at) as scope:
             while k < len(items):
-                ex.scope[self.each] = items[k]
-                ex.scope[self.at] = k
+                scope[self.each] = items[k]
+                scope[self.at] = k
                 if "c" not in f:
                     if self.while_ is not None and not truthy(self.evaluate(self.while_, data, ex, f)):
                         break
@@ -138,12 +137,6 @@ class ForNode(TaskNode):
                 k += 1
                 f["k"] = k
                 f["d"] = data
-        finally:
-            for n, v in saved.items():
-                if v is None:
-                    ex.scope.pop(n, None)
-                else:
-                    ex.scope[n] = v
         return data
 
 

@@ -49,6 +49,14 @@ class EventFilter:
             for cname, c in (spec.get("correlate") or {}).items()
         ]
         self.ref = ref
+        self.spec = spec
+
+    def describe(self, subject: str | None) -> dict[str, Any]:
+        """What this filter waits for, for a person reading ``runs show``."""
+        out: dict[str, Any] = {"type": self.type, "key": self.key(subject), "with": self.spec.get("with") or {}}
+        if "correlate" in self.spec:
+            out["correlate"] = self.spec["correlate"]
+        return out
 
     def key(self, subject: str | None) -> str:
         s = self.subject or subject
@@ -137,7 +145,14 @@ class ListenNode(TaskNode):
     def _subscribe(self, ex: Execution, strategy: Strategy, tag: str, since: int) -> None:
         for i, flt in enumerate(strategy.filters):
             ex.subscribe(SubscriptionSpec(sub_id=f"{self.ref}#{tag}{i}", event_type=flt.type, key=flt.key(ex.subject), since=since))
-        ex.awaiting("event", task=self.ref, types=sorted({flt.type for flt in strategy.filters}), mode=strategy.mode)
+        ex.awaiting(
+            "event",
+            task=self.ref,
+            types=sorted({flt.type for flt in strategy.filters}),
+            mode=strategy.mode,
+            filters=[flt.describe(ex.subject) for flt in strategy.filters],
+            after_event=since,
+        )
 
     def _offer(self, ex: Execution, f: dict[str, Any], strategy: Strategy, tag: str, state: dict[str, Any]) -> list[dict[str, Any]]:
         """Consume deliveries for ``strategy``; return the events that matched, in arrival order."""
@@ -201,12 +216,11 @@ class ListenNode(TaskNode):
         assert self.foreach is not None
         k: int = st.get("k", 0)
         outputs: list[Any] = st.setdefault("out", [])
-        saved = {n: ex.scope.get(n) for n in (self.item_name, self.at_name)}
-        try:
+        with ex.scoped(self.item_name, self.at_name) as scope:
             while k < len(st["got"]):
                 item = st["got"][k]
-                ex.scope[self.item_name] = item
-                ex.scope[self.at_name] = k
+                scope[self.item_name] = item
+                scope[self.at_name] = k
                 out = self.foreach.run(ex, st.setdefault("c", {}), item)
                 del st["c"]
                 if self.item_as is not None:
@@ -216,12 +230,6 @@ class ListenNode(TaskNode):
                 outputs.append(out)
                 k += 1
                 st["k"] = k
-        finally:
-            for n, v in saved.items():
-                if v is None:
-                    ex.scope.pop(n, None)
-                else:
-                    ex.scope[n] = v
         if not done:
             self._subscribe(ex, self.strategy, "", st["seen"])
             if self.strategy.until_events is not None:

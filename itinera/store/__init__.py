@@ -130,7 +130,9 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
 
         store = PostgresStore(text, engine)
     try:
-        if migrate:
+        if parsed.drivername == "sqlite" and parsed.database in (None, "", ":memory:"):
+            schema.create_in_memory(engine)  # born empty, dies with the process
+        elif migrate:
             schema.upgrade(engine)
         else:
             schema.check(engine)

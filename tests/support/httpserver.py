@@ -9,7 +9,7 @@ Use it in-process::
 
 or as a separate process that outlives the workers a crash test kills::
 
-    python -m tests.support.httpserver --port 0 --db /tmp/requests.sqlite3
+    python -m tests.support.httpserver --port 0 --db requests.sqlite3
 
 (it prints ``listening http://127.0.0.1:PORT`` once ready; :class:`ServerProcess` starts one and
 reads that line). Every request is committed to SQLite before it is answered, so the counts can be

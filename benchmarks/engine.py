@@ -53,7 +53,7 @@ do:
             with: {type: com.itinera.bench.activated}
 """
 
-# Used only when a peer is not installed (`pip install -e '.[bench]'`): figures measured on a
+# Used only when a peer is not installed (`pip install -e '.[bench]'`): figures measured earlier on a
 # machine like this one for five durable steps with no wait, one run at a time -- an easier
 # cycle than ours, which also waits for an event.
 MEASURED = {
@@ -139,7 +139,7 @@ def main() -> None:
     for peer, figure in peer_results:
         if figure is None:
             name, figure = MEASURED[peer.key]
-            label = f"{name} (MEASURED.md; not installed here)"
+            label = f"{name} (earlier figure; not installed here)"
         else:
             label = f"{peer.label} ({args.peer_runs:,} runs, this run)"
         print(f"{label:58} {figure:10,.0f} {runs_s / figure:10.1f}x")

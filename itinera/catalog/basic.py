@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Literal
 
+from jinja2 import Template
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,9 +52,15 @@ _env = ImmutableSandboxedEnvironment(autoescape=False)
 _MAX_OUTPUT = 1_000_000
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(source: str) -> Template:
+    # A journey renders the same few templates for every run: compile each once per process.
+    return _env.from_string(source)
+
+
 def _render(args: TemplateInput, ctx: BlockContext) -> TemplateOutput:
     try:
-        text = _env.from_string(args.template).render(**args.data)
+        text = _compiled(args.template).render(**args.data)
     except TemplateError as err:
         raise ValueError(f"template failed: {err}") from None
     if len(text) > _MAX_OUTPUT:

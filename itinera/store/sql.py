@@ -294,24 +294,25 @@ class SqlTransaction:
     def events_for(self, subs: Sequence[Subscription], limit_per_sub: int = 100) -> list[tuple[Subscription, EventRecord]]:
         out: list[tuple[Subscription, EventRecord]] = []
         columns = ", ".join(f"e.{c.name}" for c in EVENT_COLUMNS)
+        mark = "?" if self.connection.dialect.paramstyle == "qmark" else "%s"
+        row_sql = f"(CAST({mark} AS INTEGER), {mark}, {mark}, {mark}, CAST({mark} AS BIGINT))"
         # One statement per chunk: the subscriptions as a VALUES list joined to the key index.
-        # Built as text because Core construction per subscription cost more than the query.
+        # Sent as driver SQL: building it with Core (or sa.text) cost more than running it.
         for chunk in iter_chunks(subs, 200):
-            params: dict[str, Any] = {"limit": limit_per_sub}
-            rows = []
+            params: list[Any] = []
             for i, sub in enumerate(chunk):
-                rows.append(f"(CAST(:i{i} AS INTEGER), :t{i}, :y{i}, :k{i}, CAST(:s{i} AS BIGINT))")
-                params.update({f"i{i}": i, f"t{i}": sub.tenant, f"y{i}": sub.event_type, f"k{i}": sub.key, f"s{i}": sub.since_seq})
-            statement = sa.text(
-                f"WITH s(idx, tenant, type, key, since) AS (VALUES {', '.join(rows)}) "
+                params.extend((i, sub.tenant, sub.event_type, sub.key, sub.since_seq))
+            params.append(limit_per_sub)
+            statement = (
+                f"WITH s(idx, tenant, type, key, since) AS (VALUES {', '.join([row_sql] * len(chunk))}) "
                 f"SELECT m.idx, {columns} FROM ("
                 "SELECT s.idx AS idx, k.seq AS seq, ROW_NUMBER() OVER (PARTITION BY s.idx ORDER BY k.seq) AS rn "
                 "FROM s JOIN event_keys k ON k.tenant = s.tenant AND k.type = s.type AND k.key = s.key AND k.seq > s.since"
-                ") m JOIN events e ON e.seq = m.seq WHERE m.rn <= :limit ORDER BY m.idx, m.seq"
+                f") m JOIN events e ON e.seq = m.seq WHERE m.rn <= {mark} ORDER BY m.idx, m.seq"
             )
-            for row in self.connection.execute(statement, params):
+            for row in self.connection.exec_driver_sql(statement, tuple(params)):
                 record = event_from_row(row[1:])
-                if isinstance(record.envelope, str | bytes):  # a text query skips the JSON type's decoding
+                if isinstance(record.envelope, str | bytes):  # driver SQL skips the JSON type's decoding
                     record = dataclasses.replace(record, envelope=orjson.loads(record.envelope))
                 out.append((chunk[row[0]], record))
         return out

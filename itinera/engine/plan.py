@@ -19,7 +19,7 @@ from itinera.engine.node import Evaluable, TaskNode, fault
 from itinera.engine.tasks.attempt import RetryPolicy, TryNode
 from itinera.engine.tasks.basic import EmitNode, RaiseNode, SetNode, UnsupportedNode, WaitNode
 from itinera.engine.tasks.call import BlockCallNode, FunctionCallNode, HttpCallNode, basic_credentials
-from itinera.engine.tasks.flow import DoNode, ForkNode, ForNode, Sequence_, SwitchNode
+from itinera.engine.tasks.flow import DoNode, ForkNode, ForNode, TaskList, SwitchNode
 from itinera.engine.tasks.listen import ListenNode, Strategy
 from itinera.errors import ErrorType
 from itinera.journeys import parse_duration
@@ -116,8 +116,8 @@ class Compiler:
             value = self.named("authentications", value["use"], ref)
         return Authentication(value, ref)
 
-    def sequence(self, items: list[Mapping[str, Any]], ref: str) -> Sequence_:
-        return Sequence_(items, ref, self)
+    def sequence(self, items: list[Mapping[str, Any]], ref: str) -> TaskList:
+        return TaskList(items, ref, self)
 
     def task(self, name: str, spec: Mapping[str, Any], ref: str) -> TaskNode:
         kind = next((k for k in _TASK_KINDS if k in spec), None)
@@ -183,7 +183,7 @@ class Plan:
     namespace: str
     name: str
     version: str
-    root: Sequence_
+    root: TaskList
     input_from: Evaluable | None
     input_schema: Any
     output_as: Evaluable | None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from itinera.engine.execution import Blocked, Execution
 from itinera.engine.node import Evaluable, TaskNode, truthy
-from itinera.engine.tasks.flow import Sequence_
+from itinera.engine.tasks.flow import TaskList
 from itinera.errors import SPEC_ERRORS, RunFailure
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class TryNode(TaskNode):
 
     def __init__(self, name: str, ref: str, spec: Mapping[str, Any], compiler: Compiler) -> None:
         super().__init__(name, ref, spec, compiler)
-        self.seq = Sequence_(spec["try"], f"{ref}/try", compiler)
+        self.seq = TaskList(spec["try"], f"{ref}/try", compiler)
         catch = spec.get("catch") or {}
         self.filter: dict[str, Any] = (catch.get("errors") or {}).get("with") or {}
         self.as_: str = catch.get("as", "error")
@@ -77,7 +77,7 @@ class TryNode(TaskNode):
         self.except_when = Evaluable(catch["exceptWhen"], always_expression=True) if "exceptWhen" in catch else None
         retry = catch.get("retry")
         self.retry = compiler.retry(retry, f"{ref}/catch/retry") if retry is not None else None
-        self.handler = Sequence_(catch["do"], f"{ref}/catch/do", compiler) if catch.get("do") else None
+        self.handler = TaskList(catch["do"], f"{ref}/catch/do", compiler) if catch.get("do") else None
 
     def _scoped(self, ex: Execution, error: dict[str, Any], e: Evaluable, f: dict[str, Any]) -> bool:
         with ex.scoped(self.as_) as scope:

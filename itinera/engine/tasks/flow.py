@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from itinera.engine.plan import Compiler
 
 
-class Sequence_:
+class TaskList:
     """An ordered task list with flow directives (the body of ``do``, ``for``, ``try``, ...)."""
 
     __slots__ = ("tasks", "index")
@@ -63,7 +63,7 @@ class DoNode(TaskNode):
 
     def __init__(self, name: str, ref: str, spec: Mapping[str, Any], compiler: Compiler) -> None:
         super().__init__(name, ref, spec, compiler)
-        self.seq = Sequence_(spec["do"], f"{ref}/do", compiler)
+        self.seq = TaskList(spec["do"], f"{ref}/do", compiler)
 
     def body(self, ex: Execution, f: dict[str, Any]) -> Any:
         sf = f.get("s")
@@ -107,7 +107,7 @@ class ForNode(TaskNode):
         self.at: str = loop.get("at", "index")
         self.in_ = Evaluable(loop["in"], always_expression=True)
         self.while_ = Evaluable(spec["while"], always_expression=True) if "while" in spec else None
-        self.seq = Sequence_(spec.get("do", []), f"{ref}/do", compiler)
+        self.seq = TaskList(spec.get("do", []), f"{ref}/do", compiler)
 
     def body(self, ex: Execution, f: dict[str, Any]) -> Any:
         if "it" not in f:

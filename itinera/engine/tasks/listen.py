@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from itinera.engine.execution import Blocked, Execution, SubscriptionSpec
 from itinera.engine.node import Evaluable, TaskNode, truthy
-from itinera.engine.tasks.flow import Sequence_
+from itinera.engine.tasks.flow import TaskList
 
 if TYPE_CHECKING:
     from itinera.engine.plan import Compiler
@@ -127,7 +127,7 @@ class ListenNode(TaskNode):
         self.strategy = Strategy(listen["to"], f"{ref}/listen/to")
         self.read: str = listen.get("read", "data")
         foreach = spec.get("foreach")
-        self.foreach = Sequence_(foreach.get("do") or [], f"{ref}/foreach/do", compiler) if foreach else None
+        self.foreach = TaskList(foreach.get("do") or [], f"{ref}/foreach/do", compiler) if foreach else None
         self.item_name: str = (foreach or {}).get("item", "item")
         self.at_name: str = (foreach or {}).get("at", "index")
         fout = (foreach or {}).get("output") or {}

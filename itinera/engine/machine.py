@@ -67,13 +67,17 @@ def advance(
         trace=trace,
     )
     root = plan.root_task
-    rf: dict[str, Any] = {"ti": wf.get("ti"), "in": wf["in"], "t0": wf["t0"]}
+    # The transformed input is stored only when `input.from` made it differ from the raw one.
+    rf: dict[str, Any] = {"ti": wf.get("ti", wf["in"]), "in": wf["in"], "t0": wf["t0"]}
     try:
-        if "ti" not in wf:
+        if "ti" not in wf and "s" not in wf:
             ex.record("run.started")
             root.validate(plan.input_schema, wf["in"], "workflow input")
-            ti = root.evaluate(plan.input_from, wf["in"], ex, rf) if plan.input_from is not None else wf["in"]
-            wf["ti"] = rf["ti"] = ti
+            if plan.input_from is not None:
+                ti = wf["ti"] = rf["ti"] = root.evaluate(plan.input_from, wf["in"], ex, rf)
+            else:
+                ti = wf["in"]
+                wf["s"] = 1
             state["ctx"] = dict(ti) if isinstance(ti, dict) else {}
             if plan.timeout is not None:
                 state["dl"] = now + plan.timeout
@@ -83,7 +87,7 @@ def advance(
                 retryable=False,
             )
         try:
-            out = plan.root.run(ex, state.setdefault("root", {}), wf["ti"])
+            out = plan.root.run(ex, state.setdefault("root", {}), rf["ti"])
         except EndWorkflow as end:
             out = end.output
         if plan.output_as is not None:

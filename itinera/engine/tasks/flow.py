@@ -26,10 +26,12 @@ class TaskList:
         self.index = {t.name: i for i, t in enumerate(self.tasks)}
 
     def run(self, ex: Execution, f: dict[str, Any], data: Any) -> Any:
-        """Run the list in frame ``f`` (keys ``i``: position, ``d``: data, ``c``: child)."""
+        """Run the list in frame ``f`` (keys ``i``: position, ``c``: the current task's frame).
+
+        A list frame is only ever persisted while a task of it waits, and that task's frame
+        holds its input; so ``data`` matters only for the first task.
+        """
         i: int = f.get("i", 0)
-        if "d" in f:
-            data = f["d"]
         tasks = self.tasks
         n = len(tasks)
         while i < n:
@@ -41,7 +43,6 @@ class TaskList:
                 data = task.run(ex, cf)
             except Blocked:
                 f["i"] = i
-                f["d"] = data
                 raise
             directive = "continue" if "sk" in cf else cf.get("go", task.then)
             del f["c"]
@@ -53,8 +54,6 @@ class TaskList:
                 raise EndWorkflow(data)
             else:
                 i = self.index[directive]
-            f["i"] = i
-            f["d"] = data
         return data
 
 

@@ -127,7 +127,7 @@ class TaskNode:
                     "name": self.name,
                     "reference": self.ref,
                     "definition": self.spec,
-                    "input": f.get("in"),
+                    "input": f.get("in", f.get("ti")),
                     "output": output if raw_output is _SAME else raw_output,
                     "startedAt": datetime_descriptor(f.get("t0", ex.now)),
                 }
@@ -199,7 +199,8 @@ class TaskNode:
                 f["sk"] = 1
                 return f["in"]
             if "ti" not in f:
-                f["ti"] = f["in"]
+                # Raw and transformed input are one value here: keep one copy in the frame.
+                f["ti"] = f.pop("in") if self.plain else f["in"]
             ex.traced("task.started", self.name, self.ref)
         elif "dl" in f and ex.now >= f["dl"]:
             ex.traced("task.faulted", self.name, self.ref)

@@ -145,16 +145,8 @@ class TaskNode:
             return e.source
         if e.secrets and not e.secrets <= ex.secrets.keys():
             missing = sorted(e.secrets - ex.secrets.keys())[0]
-            raise RunFailure(
-                Problem(
-                    type=ErrorType.AUTHORIZATION,
-                    status=403,
-                    title="Secret unavailable",
-                    detail=f"secret '{missing}' is not declared in use.secrets or not configured (ITINERA_SECRET_{missing})",
-                    instance=self.ref,
-                ),
-                retryable=False,
-            )
+            detail = f"secret '{missing}' is not declared in use.secrets or not configured (ITINERA_SECRET_{missing})"
+            raise fault(ErrorType.AUTHORIZATION, 403, "Secret unavailable", detail, self.ref, retryable=False)
         try:
             return e(data, self.variables(ex, f, e.variables, output, raw_output))
         except ExpressionError as err:
@@ -167,16 +159,7 @@ class TaskNode:
         error = jsonschema.exceptions.best_match(schema.iter_errors(value))
         if error is not None:
             path = "/" + "/".join(str(p) for p in error.absolute_path)
-            raise RunFailure(
-                Problem(
-                    type=ErrorType.VALIDATION,
-                    status=400,
-                    title=f"Invalid task {where}",
-                    detail=f"{where} at {path}: {error.message}",
-                    instance=self.ref,
-                ),
-                retryable=False,
-            )
+            raise fault(ErrorType.VALIDATION, 400, f"Invalid task {where}", f"{where} at {path}: {error.message}", self.ref, retryable=False)
 
     # -- the task lifecycle ---------------------------------------------------------------
 
@@ -184,16 +167,8 @@ class TaskNode:
         """Run (or resume) this task in frame ``f`` and return its transformed output."""
         ex.steps += 1
         if ex.steps > 100_000:
-            raise RunFailure(
-                Problem(
-                    type=ErrorType.RUNTIME,
-                    status=500,
-                    title="Runaway run",
-                    detail="more than 100000 task transitions without waiting; check the flow directives for a loop",
-                    instance=self.ref,
-                ),
-                retryable=False,
-            )
+            detail = "more than 100000 task transitions without waiting; check the flow directives for a loop"
+            raise fault(ErrorType.RUNTIME, 500, "Runaway run", detail, self.ref, retryable=False)
         if "ti" not in f:
             if not self.plain and not self._start(ex, f):
                 f["sk"] = 1
@@ -244,15 +219,7 @@ class TaskNode:
         return out
 
     def _timed_out(self) -> RunFailure:
-        return RunFailure(
-            Problem(
-                type=ErrorType.TIMEOUT,
-                status=408,
-                title="Task timed out",
-                detail=f"task '{self.name}' did not finish within {self.timeout:g} s",
-                instance=self.ref,
-            )
-        )
+        return fault(ErrorType.TIMEOUT, 408, "Task timed out", f"task '{self.name}' did not finish within {self.timeout:g} s", self.ref)
 
     def body(self, ex: Execution, f: dict[str, Any]) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

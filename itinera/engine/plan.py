@@ -76,7 +76,6 @@ class Compiler:
         self.use: Mapping[str, Any] = document.get("use") or {}
         self.event_sink = event_sink
         self._functions: dict[str, TaskNode] = {}
-        self.parse_duration = parse_duration
 
     def named(self, section: str, name: str, ref: str) -> Any:
         try:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from itinera.engine.machine import Advance, advance, start_state
+from itinera.engine.machine import advance, start_state
 from itinera.engine.routing import route_events
 from itinera.errors import ErrorType, Problem
 from itinera.store.base import Delivery, HistoryEntry, OutboxRow, RunRecord, Subscription
@@ -62,7 +62,6 @@ class Worker:
         changed_ids: list[str] = []
         subs: list[Subscription] = []
         restarts: list[RunRecord] = []
-        results: dict[str, Advance] = {}
         for run in runs:
             state = orjson.loads(run.state)
             if "tick" in state:
@@ -93,7 +92,6 @@ class Worker:
                 self._fault(run, orjson.loads(run.state), now, history, f"internal error: {type(err).__name__}: {err}")
                 changed_ids.append(run.id)  # drop its subscriptions
                 continue
-            results[run.id] = result
             ex = result.ex
             if result.status == "waiting" and (run.status != "waiting" or result.subscriptions_changed):
                 ex.record("run.waiting", waits=ex.waits)
@@ -110,9 +108,7 @@ class Worker:
                 history.append(HistoryEntry(run_id=run.id, at=now, kind=kind, data=data))
             if result.status == "waiting" and not ex.waits:
                 # Nothing can ever wake this run: say so instead of sleeping forever.
-                run.status = "faulted"
-                state["err"] = Problem(type=ErrorType.RUNTIME, status=500, title="Stuck", detail="the run waits for nothing").to_dict()
-                run.state = orjson.dumps(state)
+                self._fault(run, state, now, history, "the run waits for nothing")
             if result.subscriptions_changed:
                 changed_ids.append(run.id)
                 subs.extend(

@@ -10,6 +10,7 @@ from itinera.clock import iso
 from itinera.engine.execution import Blocked, Execution
 from itinera.engine.node import Evaluable, TaskNode, fault
 from itinera.errors import ErrorType, Problem, RunFailure
+from itinera.journeys import parse_duration
 
 if TYPE_CHECKING:
     from itinera.engine.plan import Compiler
@@ -54,7 +55,6 @@ class WaitNode(TaskNode):
         wait = spec["wait"]
         self.dynamic = Evaluable(wait) if isinstance(wait, str) and wait.strip().startswith("${") else None
         self.seconds = None if self.dynamic else compiler.duration(wait, f"{ref}/wait")
-        self._compiler = compiler
 
     def body(self, ex: Execution, f: dict[str, Any]) -> Any:
         until = f.get("u")
@@ -63,7 +63,7 @@ class WaitNode(TaskNode):
             if self.dynamic is not None:
                 value = self.evaluate(self.dynamic, f["ti"], ex, f)
                 try:
-                    seconds = self._compiler.parse_duration(value)
+                    seconds = parse_duration(value)
                 except ValueError as err:
                     raise fault(ErrorType.VALIDATION, 400, "Invalid duration", str(err), self.ref, retryable=False) from None
             until = f["u"] = ex.now + (seconds or 0.0)
